@@ -1,0 +1,113 @@
+"""Publish the shipped sample claims to Kafka and print the service's verdicts as a table.
+
+Used by `scripts/demo.sh`; it expects the service to be running against the same broker.
+Topics come from the same CLAIMS_* settings the service reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from service.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        await consumer._client.force_metadata_update()  # noqa: SLF001  (topic may be brand new)
+        parts = consumer.partitions_for_topic(topic) or set()
+    tps = [TopicPartition(topic, p) for p in sorted(parts)]
+    return await consumer.end_offsets(tps) if tps else {}
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="*", default=[str(ROOT / "samples" / "claims.jsonl"),
+                                                     str(ROOT / "samples" / "unreadable.jsonl")])
+    parser.add_argument("--timeout", type=float, default=60.0)
+    args = parser.parse_args()
+
+    settings = load_settings()
+    bootstrap = settings.kafka.bootstrap_servers
+    topics = settings.topics
+    outputs = [topics.accepted, topics.flagged, topics.dead_letter]
+    events = [line for f in args.files for line in Path(f).read_bytes().splitlines() if line.strip()]
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await consumer.start()
+    await producer.start()
+    try:
+        starts: dict[TopicPartition, int] = {}
+        for topic in outputs:
+            starts.update(await end_offsets(consumer, topic))
+        sent_ids = []
+        for raw in events:
+            try:
+                key = json.loads(raw)["claim"]["claim_id"].encode()
+            except Exception:  # an unreadable sample has no claim id: no key
+                key = None
+            sent_ids.append(key.decode() if key else None)
+            await producer.send_and_wait(topics.submitted, raw, key=key)
+        print(f"published {len(events)} events to {topics.submitted} on {bootstrap}", file=sys.stderr)
+
+        consumer.subscribe(outputs)
+        while not consumer.assignment():
+            await asyncio.sleep(0.1)
+            await consumer.getmany(timeout_ms=100)
+        for tp in consumer.assignment():
+            consumer.seek(tp, starts.get(tp, 0))
+        rows: list[tuple[str, str, str, str]] = []
+        deadline = time.monotonic() + args.timeout
+        while len(rows) < len(events) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, records in batch.items():
+                for rec in records:
+                    rows.append(describe(tp.topic, rec, topics.dead_letter))
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+    print_table(rows)
+    missing = len(events) - len(rows)
+    if missing > 0:
+        print(f"\n{missing} event(s) got no verdict within {args.timeout:.0f} s", file=sys.stderr)
+        return 1
+    return 0
+
+
+def describe(topic: str, rec: object, dead_letter: str) -> tuple[str, str, str, str]:
+    value = rec.value  # type: ignore[attr-defined]
+    if topic == dead_letter:
+        headers = {k: v.decode() for k, v in rec.headers}  # type: ignore[attr-defined]
+        where = f"{headers.get('x-dlq-topic', '?')}[{headers.get('x-dlq-partition', '?')}]@{headers.get('x-dlq-offset', '?')}"
+        return ("(unreadable)", "dead-letter", headers.get("x-dlq-reason", "?"), where)
+    verdict = json.loads(value)
+    findings = ", ".join(
+        f"{f['rule_id']}" + (f"@{f['line_number']}" if f["line_number"] else "")
+        for f in verdict["findings"]
+    )
+    return (verdict["claim_id"], verdict["verdict"], findings or "-", topic)
+
+
+def print_table(rows: list[tuple[str, str, str, str]]) -> None:
+    rows = sorted(rows, key=lambda r: (r[0] == "(unreadable)", r[0]))
+    head = ("claim", "verdict", "findings (rule@line)", "topic / origin")
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(3)]
+    print(f"{head[0]:<{widths[0]}}  {head[1]:<{widths[1]}}  {head[2]:<{widths[2]}}  {head[3]}")
+    print("  ".join("-" * w for w in widths) + "  " + "-" * 14)
+    for r in rows:
+        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))

@@ -1,0 +1,108 @@
+"""The `claims-validator` command line: serve, check, rules import, schemas.
+
+Exit codes: 0 success; 1 some input line was unreadable (check); 2 usage error;
+3 bad rule table or configuration (the message names the file or setting and the field).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="claims-validator",
+        description="Validate professional medical claims (CMS-1500 / 837P) from Apache Kafka.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("serve", help="consume claim.submitted events and publish verdicts")
+
+    check = commands.add_parser(
+        "check", help="judge claim.submitted events from JSON Lines files (or stdin), offline"
+    )
+    check.add_argument("files", nargs="*", metavar="FILE", help="JSON Lines files; '-' is stdin")
+    check.add_argument(
+        "--rules", type=Path, metavar="DIR", help="rule table directory (default: shipped table)"
+    )
+
+    rules = commands.add_parser("rules", help="rule table maintenance")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    rules_commands.add_parser(
+        "import", help="rebuild the CMS-derived tables from official files", add_help=False
+    )
+    rules_commands.add_parser(
+        "import-mue", help="load an official CMS practitioner MUE file", add_help=False
+    )
+    rules_commands.add_parser("show", help="print the table version, digest and provenance")
+
+    schemas = commands.add_parser("schemas", help="write the event JSON Schemas")
+    schemas.add_argument("--out", type=Path, default=Path("schemas"), metavar="DIR")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_list = sys.argv[1:] if argv is None else argv
+    # `rules import ...` forwards its own options to the importer's parser.
+    if args_list[:2] == ["rules", "import"]:
+        from service.ruletable.importer import main_import
+
+        return main_import(args_list[2:])
+    if args_list[:2] == ["rules", "import-mue"]:
+        from service.ruletable.mue import main_import_mue
+
+        return main_import_mue(args_list[2:])
+
+    try:
+        args = _parser().parse_args(args_list)
+    except SystemExit as exc:  # argparse exits 2 on usage errors and 0 on --help
+        return int(exc.code or 0)
+
+    from service.ruletable.load import RuleTableError
+
+    try:
+        return _dispatch(args)
+    except RuleTableError as exc:
+        print(f"claims-validator: rule table error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "serve":
+        from service.app import run
+        from service.settings import ConfigError, load_settings
+
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            print(f"claims-validator: configuration error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        return run(settings)
+    if args.command == "check":
+        from service.check import check_files
+        from service.ruletable.load import default_table, load_table
+
+        table = load_table(args.rules) if args.rules else default_table()
+        return check_files(args.files, table)
+    if args.command == "rules":  # only "show" reaches here
+        from service.ruletable.load import default_table
+
+        table = default_table()
+        print(f"version: {table.version}\ndigest:  {table.digest}")
+        for p in table.provenance:
+            print(f"  {p.table}: {p.source_file} ({p.release}), {p.rows} rows, sha256 {p.source_sha256}")
+        return 0
+    if args.command == "schemas":
+        from service.schemas import write_schemas
+
+        for path in write_schemas(args.out):
+            print(path)
+        return 0
+    return EXIT_USAGE

@@ -1,0 +1,91 @@
+"""Turning raw event bytes into a claim, a malformed-claim report, or an unreadable-event reason.
+
+The three outcomes match the three paths of the service: a readable claim is judged; an event that
+names a claim_id but breaks the schema gets a flagged verdict with one CLAIM_MALFORMED finding per
+problem; anything else (not JSON, not an object, no claim_id) is unreadable and goes to the
+dead-letter topic. Messages name fields, never their values: values may be patient data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import orjson
+from pydantic import ValidationError
+
+from service.models.events import ClaimSubmitted
+
+__all__ = ["Decoded", "Malformed", "Readable", "Unreadable", "decode", "field_path"]
+
+
+@dataclass(frozen=True, slots=True)
+class Readable:
+    event: ClaimSubmitted
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    claim_id: str
+    event_id: str | None
+    problems: tuple[tuple[str, str], ...]
+    """(field path, what is wrong) pairs, in schema order."""
+    raw_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    reason: str
+    """A short code: `not-json`, `not-an-object`, `no-claim-id`."""
+    detail: str
+
+
+Decoded = Readable | Malformed | Unreadable
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """`('claim', 'service_lines', 1, 'units')` -> `claim.service_lines[1].units`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out or "(event)"
+
+
+def decode(raw: bytes | None) -> Decoded:
+    """Classify one event value. Never raises."""
+    if raw is None:
+        return Unreadable("not-json", "the event has no value (tombstone)")
+    try:
+        return Readable(ClaimSubmitted.model_validate_json(raw))
+    except ValidationError as exc:
+        first_error = exc
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Unreadable("not-json", f"not valid JSON (at byte {exc.pos})")
+    if not isinstance(obj, dict):
+        return Unreadable("not-an-object", f"the event is a JSON {type(obj).__name__}, not an object")
+    claim = obj.get("claim")
+    claim_id = claim.get("claim_id") if isinstance(claim, dict) else None
+    if not isinstance(claim_id, str) or not claim_id.strip():
+        return Unreadable("no-claim-id", "the event has no claim.claim_id string")
+    event_id = obj.get("event_id")
+    problems = tuple(
+        (field_path(err["loc"]), _problem_text(err)) for err in first_error.errors(include_input=False)
+    )
+    return Malformed(
+        claim_id=claim_id.strip(),
+        event_id=event_id if isinstance(event_id, str) and event_id else None,
+        problems=problems,
+        raw_sha256=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def _problem_text(err: object) -> str:
+    # pydantic messages describe the expectation ("Input should be a valid date ..."), never the
+    # value; a value error raised by our own validators carries its text after "Value error, ".
+    msg = str(err["msg"])  # type: ignore[index]
+    return msg.removeprefix("Value error, ")

@@ -1,0 +1,1 @@
+"""One module per rule family; each exposes `RULE_IDS` and `check(claim, table)`."""

@@ -1,0 +1,271 @@
+"""Modifiers: line-format limits, pairs that contradict each other, and fee-schedule indicators.
+
+Sources: billing-rules section 3 (F-X12-MOD, F-MOD-51, F-BILAT-DEF, F-MOD-50, F-MOD-X, F-PCTC0).
+
+Decision points:
+- Valid shape (`MODIFIER_INVALID`). A modifier is two upper-case characters (X12 C003, AN 2/2):
+  two digits (CPT: 22, 50, 59), or a letter then a letter or digit (HCPCS Level II: KX, RT, F1,
+  XS), or a digit then P for the CPT Category II modifiers 1P, 2P, 3P, 8P. So `5O` (letter O for
+  a zero), `kx` and `ABC` are invalid. No authoritative list of modifiers ships (billing-rules
+  3.6), so a well-shaped but unknown modifier is not flagged. One finding per line names every
+  bad modifier on it; the same goes for duplicates.
+- `MODIFIER_TOO_MANY`: more than 4 on a line (SV1-01 carries C003-03..06); the other checks still
+  run, so the biller sees every problem at once.
+- Indicator checks (50, 26/TC) use the fee-schedule row of the code; a code without one (unknown
+  or invalid) is not judged. `MODIFIER_51_ON_ADDON` uses the AOC file as the definition of an
+  add-on on the line's date of service, like the pairing family, so a deleted add-on is not one.
+- `MODIFIER_50_NOT_ALLOWED` fires for bilateral indicator 0, 2 or 9; 1 and 3 accept 50. It is
+  reported once per line even if 50 is repeated (that repetition is `MODIFIER_DUPLICATE`).
+- `BILATERAL_SPLIT_LINES`: a bilateral-indicator-1 code on one line with RT and on another with LT
+  (same date, same rendering practitioner), instead of one line with 50. Lines carrying 50, or
+  both RT and LT, are not sides of a split (their own rules report them). Each RT/LT pair is
+  reported once, on the line that completes it (the later line). Payers listed in
+  `table.bilateral_split_payers` want exactly this two-line format, so the rule is off for them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Literal
+
+from service.engine.families.pairing import addon_index
+from service.engine.findings import finding
+from service.models.events import Claim, Finding, ServiceLine
+from service.ruletable.compiled import RuleTable
+
+__all__ = ["MAX_MODIFIERS", "RULE_IDS", "check", "is_modifier"]
+
+RULE_IDS: frozenset[str] = frozenset(
+    {
+        "MODIFIER_INVALID",
+        "MODIFIER_TOO_MANY",
+        "MODIFIER_DUPLICATE",
+        "MODIFIER_51_ON_ADDON",
+        "MODIFIER_50_NOT_ALLOWED",
+        "MODIFIER_50_WITH_ANATOMIC",
+        "MODIFIER_59_WITH_X",
+        "MODIFIER_PCTC_NOT_ALLOWED",
+        "BILATERAL_SPLIT_LINES",
+    }
+)
+
+MAX_MODIFIERS = 4
+"""X12 837P SV1-01: procedure modifiers C003-03 to C003-06 (F-X12-MOD)."""
+
+_SHAPE = re.compile(r"[0-9]{2}|[A-Z][0-9A-Z]|[1238]P")
+_DIGITS = "0123456789"
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_VALID: frozenset[str] = frozenset(
+    a + b for a in _DIGITS + _UPPER for b in _DIGITS + _UPPER if _SHAPE.fullmatch(a + b)
+)
+"""Every well-shaped modifier (about a thousand): a set hit instead of a regex per modifier."""
+
+_X_SUBSETS = ("XE", "XP", "XS", "XU")
+_NO_50 = frozenset({"0", "2", "9"})
+_SHOWN = 6
+
+Side = Literal["RT", "LT"]
+
+
+def is_modifier(value: str) -> bool:
+    """True when `value` has the shape of a CPT or HCPCS Level II modifier."""
+    return value in _VALID
+
+
+class _Indicators:
+    """Fee-schedule indicator sets of the current rule table, rebuilt only when it changes."""
+
+    __slots__ = ("bilateral_one", "no_50", "no_pctc", "table")
+
+    def __init__(self) -> None:
+        self.table: RuleTable | None = None
+        self.no_50: dict[str, str] = {}
+        self.bilateral_one: frozenset[str] = frozenset()
+        self.no_pctc: frozenset[str] = frozenset()
+
+    def get(self, table: RuleTable) -> _Indicators:
+        if self.table is not table:
+            fee = table.fee
+            self.no_50 = {c: f.bilateral for c, f in fee.items() if f.bilateral in _NO_50}
+            self.bilateral_one = frozenset(c for c, f in fee.items() if f.bilateral == "1")
+            self.no_pctc = frozenset(c for c, f in fee.items() if f.pctc == "0")
+            self.table = table
+        return self
+
+
+_indicators = _Indicators()
+
+
+def check(claim: Claim, table: RuleTable) -> list[Finding]:
+    ind = _indicators.get(table)
+    split_ok = claim.payer_id in table.bilateral_split_payers
+    out: list[Finding] = []
+    sides: dict[tuple[str, date, str], list[tuple[Side, ServiceLine]]] | None = None
+    for line in claim.service_lines:
+        mods = line.modifiers
+        if not mods:
+            continue
+        code = line.procedure_code
+        count = len(mods)
+        if count > MAX_MODIFIERS:
+            out.append(_too_many(table, line))
+        for m in mods:
+            if m not in _VALID:
+                out.append(_invalid(table, line))
+                break
+        if count > 1 and len(set(mods)) != count:
+            out.append(_duplicate(table, line))
+        if "51" in mods:
+            addon = addon_index(table).get(code)
+            if addon is not None and addon.is_addon_on(line.service_date):
+                out.append(_fifty_one(table, line))
+        has_50 = "50" in mods
+        if has_50:
+            bilateral = ind.no_50.get(code)
+            if bilateral is not None:
+                out.append(_fifty_not_allowed(table, line, bilateral))
+        has_rt = "RT" in mods
+        has_lt = "LT" in mods
+        if has_50 and (has_rt or has_lt):
+            out.append(_fifty_anatomic(table, line))
+        if "59" in mods:
+            x = [m for m in _X_SUBSETS if m in mods]
+            if x:
+                out.append(_fifty_nine(table, line, x))
+        if ("26" in mods or "TC" in mods) and code in ind.no_pctc:
+            out.append(_pctc(table, line))
+        if has_rt != has_lt and not has_50 and not split_ok and code in ind.bilateral_one:
+            side: Side = "RT" if has_rt else "LT"
+            npi = line.rendering_provider_npi or claim.rendering_provider.npi
+            key = (code, line.service_date, npi)
+            if sides is None:
+                sides = {}
+            waiting = sides.setdefault(key, [])
+            partner = next((w for w in waiting if w[0] != side), None)
+            if partner is None:
+                waiting.append((side, line))
+            else:
+                waiting.remove(partner)
+                out.append(_split(table, line, partner[1]))
+    return out
+
+
+def _show(values: list[str]) -> str:
+    return ", ".join(repr(v if len(v) <= _SHOWN else v[:_SHOWN] + "...") for v in values)
+
+
+def _too_many(table: RuleTable, line: ServiceLine) -> Finding:
+    return finding(
+        table,
+        "MODIFIER_TOO_MANY",
+        f"Line {line.line_number}: {len(line.modifiers)} modifiers, but a claim line carries at "
+        f"most {MAX_MODIFIERS}; keep the {MAX_MODIFIERS} that affect payment first (use 99 for "
+        "multiple modifiers if the payer asks for it) and document the rest.",
+        line,
+    )
+
+
+def _invalid(table: RuleTable, line: ServiceLine) -> Finding:
+    bad = [m for m in line.modifiers if m not in _VALID]
+    hints = [h for h in (_suggest(m) for m in bad) if h]
+    hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+    return finding(
+        table,
+        "MODIFIER_INVALID",
+        f"Line {line.line_number}: modifier {_show(bad)} is not a valid modifier{hint}; a "
+        "modifier is two upper-case characters, such as 50, RT or KX.",
+        line,
+    )
+
+
+def _suggest(bad: str) -> str:
+    """The valid modifier a typing slip most likely stands for, or empty."""
+    fixed = bad.strip().upper()
+    if fixed not in _VALID and len(fixed) == 2 and fixed[0].isdigit():
+        fixed = fixed.replace("O", "0").replace("I", "1")
+    return fixed if fixed in _VALID else ""
+
+
+def _duplicate(table: RuleTable, line: ServiceLine) -> Finding:
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for m in line.modifiers:
+        if m in seen and m not in repeated:
+            repeated.append(m)
+        seen.add(m)
+    return finding(
+        table,
+        "MODIFIER_DUPLICATE",
+        f"Line {line.line_number}: modifier {_show(repeated)} appears more than once; list each "
+        "modifier once.",
+        line,
+    )
+
+
+def _fifty_one(table: RuleTable, line: ServiceLine) -> Finding:
+    return finding(
+        table,
+        "MODIFIER_51_ON_ADDON",
+        f"Line {line.line_number}: {line.procedure_code} is an add-on code, which is exempt from "
+        "modifier 51; remove 51 from this line.",
+        line,
+    )
+
+
+def _fifty_not_allowed(table: RuleTable, line: ServiceLine, bilateral: str) -> Finding:
+    why = {
+        "0": "bilateral payment does not apply to it",
+        "2": "its payment already assumes both sides",
+        "9": "the bilateral concept does not apply to it",
+    }[bilateral]
+    return finding(
+        table,
+        "MODIFIER_50_NOT_ALLOWED",
+        f"Line {line.line_number}: {line.procedure_code} cannot take modifier 50 (fee-schedule "
+        f"bilateral indicator {bilateral}: {why}); remove 50 and bill the service as performed.",
+        line,
+    )
+
+
+def _fifty_anatomic(table: RuleTable, line: ServiceLine) -> Finding:
+    return finding(
+        table,
+        "MODIFIER_50_WITH_ANATOMIC",
+        f"Line {line.line_number}: modifier 50 is billed together with RT or LT; a bilateral "
+        "service takes 50 alone, so remove RT/LT (or remove 50 if only one side was done).",
+        line,
+    )
+
+
+def _fifty_nine(table: RuleTable, line: ServiceLine, x: list[str]) -> Finding:
+    return finding(
+        table,
+        "MODIFIER_59_WITH_X",
+        f"Line {line.line_number}: modifier 59 is billed together with {', '.join(x)}; the X "
+        "modifiers are more specific forms of 59, so keep the one that applies and remove 59.",
+        line,
+    )
+
+
+def _pctc(table: RuleTable, line: ServiceLine) -> Finding:
+    which = [m for m in ("26", "TC") if m in line.modifiers]
+    return finding(
+        table,
+        "MODIFIER_PCTC_NOT_ALLOWED",
+        f"Line {line.line_number}: {line.procedure_code} has no professional/technical split "
+        f"(PC/TC indicator 0), so modifier {' and '.join(which)} cannot be used; remove it.",
+        line,
+    )
+
+
+def _split(table: RuleTable, line: ServiceLine, first: ServiceLine) -> Finding:
+    return finding(
+        table,
+        "BILATERAL_SPLIT_LINES",
+        f"Line {line.line_number}: {line.procedure_code} is billed for the right and left side "
+        f"on lines {first.line_number} and {line.line_number}; bill a bilateral "
+        f"{line.procedure_code} on one line with modifier 50 and 1 unit, and remove the other "
+        "line.",
+        line,
+    )

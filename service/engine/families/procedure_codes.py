@@ -1,0 +1,101 @@
+"""Procedure code shape: every line must carry something that can be a CPT or HCPCS code.
+
+Why a shape check and not a code list: the shipped tables cover add-ons, fee-schedule codes and
+curated places of service, not every valid CPT/HCPCS code, so "unknown to the table" is not
+"invalid". A code of the wrong *shape* can never be paid, and is usually a typing slip (a letter O
+for a zero, a modifier glued on, lower case), so it is an error the biller can fix at once.
+
+Accepted shapes (decision points):
+- CPT Category I: five digits (`64490`, `99213`, `01991`).
+- CPT Category II / III / PLA: four digits and `F`, `T` or `U` (`0001F`, `0213T`, `0001U`).
+- HCPCS Level II: a letter `A`-`V` then four digits (`G0500`, `J1040`).
+- Exactly as sent: lower case (`g0500`) and embedded modifiers (`64490-50`) are invalid, because
+  every table the other families consult is keyed by the upper-case five-character code.
+
+Other families skip what they cannot judge on such a line (no fee-schedule indicator, no add-on
+edit, no place-of-service list matches an invalid code), so a bad code yields this one finding
+rather than a cascade; code-independent checks (modifier syntax, place-of-service code) still run.
+"""
+
+from __future__ import annotations
+
+import re
+
+from service.engine.findings import finding
+from service.models.events import Claim, Finding
+from service.ruletable.compiled import RuleTable
+
+__all__ = ["RULE_IDS", "check", "is_procedure_code"]
+
+RULE_IDS: frozenset[str] = frozenset({"PROCEDURE_CODE_INVALID"})
+
+_SHAPE = re.compile(r"[0-9]{5}|[0-9]{4}[FTU]|[A-V][0-9]{4}")
+_is_shaped = _SHAPE.fullmatch
+_SHOWN = 12
+"""At most this many characters of a bad code are echoed in a message."""
+
+
+def is_procedure_code(code: str) -> bool:
+    """True when `code` has the shape of a CPT (Category I/II/III, PLA) or HCPCS Level II code."""
+    return _is_shaped(code) is not None
+
+
+class _KnownCodes:
+    """Codes the table names that have a valid shape: a set hit is cheaper than a regex match.
+
+    Built once per rule table (the engine sees one table per process; a new table replaces it).
+    """
+
+    __slots__ = ("codes", "table")
+
+    def __init__(self) -> None:
+        self.table: RuleTable | None = None
+        self.codes: frozenset[str] = frozenset()
+
+    def get(self, table: RuleTable) -> frozenset[str]:
+        if self.table is not table:
+            names = {*table.fee, *table.addons, *table.pos_allowed}
+            self.codes = frozenset(c for c in names if is_procedure_code(c))
+            self.table = table
+        return self.codes
+
+
+_known = _KnownCodes()
+
+
+def check(claim: Claim, table: RuleTable) -> list[Finding]:
+    known = _known.get(table)
+    out: list[Finding] = []
+    for line in claim.service_lines:
+        code = line.procedure_code
+        if code in known or _is_shaped(code) is not None:
+            continue
+        out.append(
+            finding(
+                table,
+                "PROCEDURE_CODE_INVALID",
+                f"Line {line.line_number}: procedure code {_show(code)} is not a CPT or HCPCS "
+                f"code{_hint(code)}; enter the five-character code (5 digits, 4 digits + F/T/U, "
+                "or a letter A-V + 4 digits) and put modifiers in the modifier fields.",
+                line,
+            )
+        )
+    return out
+
+
+def _show(code: str) -> str:
+    return repr(code if len(code) <= _SHOWN else code[:_SHOWN] + "...")
+
+
+def _hint(code: str) -> str:
+    """A likely cause, when one is recognisable; empty otherwise."""
+    upper = code.upper()
+    if upper != code and is_procedure_code(upper):
+        return f" (use upper case: {upper})"
+    zeroed = upper.replace("O", "0")
+    if zeroed != upper and is_procedure_code(zeroed):
+        return f" (letter O instead of zero? {zeroed})"
+    head = re.split(r"[-\s]", code, maxsplit=1)[0]
+    if head != code and is_procedure_code(head):
+        return f" (a modifier is attached to the code: bill {head} with the modifier separately)"
+    return ""

@@ -1,0 +1,124 @@
+"""Event contract, version 1: `claim.submitted` in, `claim.accepted` / `claim.flagged` out.
+
+Inbound models ignore unknown fields (tolerant reader) and validate only the *shape* of a claim:
+content rules (code shapes, modifiers, place of service) are findings from the engine, so a
+biller sees every problem at once instead of the first schema error.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+__all__ = [
+    "Claim",
+    "ClaimSubmitted",
+    "Finding",
+    "Patient",
+    "RenderingProvider",
+    "ServiceLine",
+    "Severity",
+    "VerdictEvent",
+]
+
+Severity = Literal["error", "warning"]
+NonEmpty = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+
+_INBOUND = ConfigDict(extra="ignore", frozen=True)
+_OUTBOUND = ConfigDict(extra="forbid", frozen=True)
+
+MAX_SERVICE_LINES = 50
+"""An 837P claim carries at most 50 service lines (loop 2400 repeat)."""
+
+
+class Patient(BaseModel):
+    """Protected health information: never logged, never echoed in a verdict."""
+
+    model_config = _INBOUND
+    member_id: NonEmpty
+    birth_date: date
+
+
+class RenderingProvider(BaseModel):
+    model_config = _INBOUND
+    npi: NonEmpty
+    taxonomy_code: str | None = None
+
+
+class ServiceLine(BaseModel):
+    model_config = _INBOUND
+    line_number: Annotated[int, Field(ge=1, le=MAX_SERVICE_LINES)]
+    procedure_code: NonEmpty
+    modifiers: tuple[str, ...] = ()
+    units: Annotated[int, Field(ge=1)]
+    place_of_service: NonEmpty
+    service_date: date
+    diagnosis_pointers: tuple[int, ...] = ()
+    charge_amount: Annotated[Decimal, Field(ge=0)]
+    rendering_provider_npi: str | None = None
+    """Overrides the claim's rendering provider for this line when present."""
+
+
+class Claim(BaseModel):
+    model_config = _INBOUND
+    claim_id: NonEmpty
+    payer_id: NonEmpty
+    patient: Patient
+    billing_provider_npi: NonEmpty
+    rendering_provider: RenderingProvider
+    diagnosis_codes: tuple[str, ...] = ()
+    service_lines: Annotated[
+        tuple[ServiceLine, ...], Field(min_length=1, max_length=MAX_SERVICE_LINES)
+    ]
+
+    @model_validator(mode="after")
+    def _line_numbers_unique(self) -> Claim:
+        seen: set[int] = set()
+        for line in self.service_lines:
+            if line.line_number in seen:
+                raise ValueError(f"line_number {line.line_number} is repeated")
+            seen.add(line.line_number)
+        return self
+
+
+class ClaimSubmitted(BaseModel):
+    """The inbound event; Kafka key = claim_id."""
+
+    model_config = _INBOUND
+    event_id: NonEmpty
+    event_type: Literal["claim.submitted"]
+    schema_version: Literal[1]
+    occurred_at: datetime
+    claim: Claim
+
+
+class Finding(BaseModel):
+    """One machine-readable problem: what rule, how bad, where, what to do, and on what authority."""
+
+    model_config = _OUTBOUND
+    rule_id: str
+    severity: Severity
+    line_number: int | None = None
+    procedure_code: str | None = None
+    message: str
+    reference: str
+
+
+class VerdictEvent(BaseModel):
+    """The outbound event, published to the accepted or the flagged topic; key = claim_id."""
+
+    model_config = _OUTBOUND
+    event_id: str
+    """Deterministic: the same input event under the same rule table gives the same id."""
+    event_type: Literal["claim.accepted", "claim.flagged"]
+    schema_version: Literal[1] = 1
+    occurred_at: datetime
+    causation_id: str | None
+    """The input event's event_id; null only when the input had none (a malformed event)."""
+    claim_id: str
+    verdict: Literal["accepted", "flagged"]
+    findings: tuple[Finding, ...]
+    rule_table_version: str

@@ -1,0 +1,446 @@
+"""Loads the rule-table data files, validates every row, and compiles them into a `RuleTable`.
+
+The service judges claims only by data it has checked: each CSV row and YAML entry passes a
+pydantic model (`service.ruletable.schema`), the files are cross-checked (unique codes and rule
+ids, known place-of-service codes, manifest row counts, a catalogue entry for every rule the
+engine can emit), and any problem raises `RuleTableError` naming the file, row and field.
+This is a library: it logs nothing; the service logs `version` and `digest` at start-up.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import io
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from service.ruletable.compiled import (
+    AddonCode,
+    AddonPairing,
+    FeeIndicators,
+    Provenance,
+    RuleInfo,
+    RuleTable,
+)
+from service.ruletable.schema import (
+    AOC_COLUMNS,
+    FEE_COLUMNS,
+    POS_COLUMNS,
+    AocRow,
+    FeeRow,
+    Manifest,
+    PosAllowedFile,
+    PosRow,
+    RuleRow,
+    compose_version,
+    expand_code_spec,
+)
+
+__all__ = ["DATA_DIR", "RuleTableError", "default_table", "load_table", "table_digest"]
+
+DATA_DIR = Path(__file__).parent / "data"
+"""The shipped table."""
+
+AOC_FILE = "aoc.csv"
+FEE_FILE = "fee_indicators.csv"
+POS_FILE = "place_of_service.csv"
+POS_ALLOWED_FILE = "pos_allowed.yaml"
+MANIFEST_FILE = "manifest.json"
+RULES_DIR = "rules"
+_DATA_SUFFIXES = frozenset({".csv", ".json", ".yaml"})
+CONTRACTOR_DEFINED = "CCCCC"
+
+_Row = TypeVar("_Row", bound=BaseModel)
+
+_AOC_ROWS = TypeAdapter(list[AocRow])
+_FEE_ROWS = TypeAdapter(list[FeeRow])
+_POS_ROWS = TypeAdapter(list[PosRow])
+_RULE_ROWS = TypeAdapter(list[RuleRow])
+_POS_ALLOWED = TypeAdapter(PosAllowedFile)
+_MANIFEST = TypeAdapter(Manifest)
+_EDIT_TYPES: Mapping[str, Literal[1, 2, 3]] = {"1": 1, "2": 2, "3": 3}
+
+_YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class RuleTableError(Exception):
+    """The rule-table data is invalid; the message reads `<file>: row <n>: field <name>: <problem>`."""
+
+    def __init__(self, file: str, row: int | str, field: str, problem: str) -> None:
+        super().__init__(f"{file}: row {row}: field {field}: {problem}")
+        self.file = file
+        self.row = row
+        self.field = field
+        self.problem = problem
+
+
+def load_table(
+    directory: Path | None = None, *, rule_ids: Collection[str] | None = None
+) -> RuleTable:
+    """Validate and compile the table in `directory` (None = the shipped data).
+
+    `rule_ids` are the rules that must have a catalogue entry; None means every rule the
+    engine can emit (`service.engine.RULE_IDS`).
+    """
+    root = DATA_DIR if directory is None else Path(directory)
+    files = _read_files(root)
+    manifest = _load_manifest(files)
+    pos_rows = _csv_models(files, POS_FILE, POS_COLUMNS, _POS_ROWS)
+    fee_rows = _csv_models(files, FEE_FILE, FEE_COLUMNS, _FEE_ROWS)
+    aoc_rows = _csv_models(files, AOC_FILE, AOC_COLUMNS, _AOC_ROWS)
+    pos_codes = _compile_pos(pos_rows)
+    fee = _compile_fee(fee_rows)
+    addons = _compile_addons(aoc_rows)
+    curated = _load_pos_allowed(files)
+    pos_allowed = _compile_pos_allowed(curated, pos_codes, fee)
+    rules = _load_rules(files)
+    _check_rule_ids(rules, _engine_rule_ids() if rule_ids is None else rule_ids)
+    _check_manifest(
+        manifest, curated.curated_version,
+        {AOC_FILE: len(aoc_rows), FEE_FILE: len(fee_rows), POS_FILE: len(pos_rows)},
+    )
+    return RuleTable(
+        version=manifest.version,
+        digest=table_digest(files),
+        rules=rules,
+        addons=addons,
+        fee=fee,
+        pos_codes=pos_codes,
+        pos_allowed=pos_allowed,
+        provenance=tuple(
+            Provenance(
+                table=name, source_file=t.source_file, release=t.release,
+                source_sha256=t.source_sha256, rows=t.rows,
+            )
+            for name, t in sorted(manifest.tables.items())
+        ),
+    )
+
+
+@functools.cache
+def default_table() -> RuleTable:
+    """The shipped table, loaded once per process."""
+    return load_table()
+
+
+def table_digest(files: Mapping[str, bytes]) -> str:
+    """sha256 over every data file (relative name, then bytes) in sorted name order."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        content = files[name]
+        digest.update(f"{name}\0{len(content)}\0".encode())
+        digest.update(content)
+    return digest.hexdigest()
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def _read_files(root: Path) -> dict[str, bytes]:
+    if not root.is_dir():
+        raise RuleTableError(str(root), "-", "-", "rule-table directory not found")
+    files = {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in root.rglob("*")
+        if path.is_file() and path.suffix in _DATA_SUFFIXES and "__pycache__" not in path.parts
+    }
+    for required in (AOC_FILE, FEE_FILE, POS_FILE, POS_ALLOWED_FILE, MANIFEST_FILE):
+        if required not in files:
+            raise RuleTableError(required, "-", "-", f"file not found in {root}")
+    return files
+
+
+def _text(files: Mapping[str, bytes], name: str) -> str:
+    raw = files[name]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        row = raw[: exc.start].count(b"\n") + 1
+        raise RuleTableError(name, row, "-", "not UTF-8 text") from exc
+
+
+def _csv_models(
+    files: Mapping[str, bytes],
+    name: str,
+    columns: Sequence[str],
+    adapter: TypeAdapter[list[_Row]],
+) -> list[_Row]:
+    reader = csv.reader(io.StringIO(_text(files, name), newline=""))
+    header = next(reader, None)
+    if header is None:
+        raise RuleTableError(name, 1, "-", "empty file (no header row)")
+    for column in columns:
+        if column not in header:
+            raise RuleTableError(name, 1, column, "missing column")
+    for column in header:
+        if column not in columns:
+            raise RuleTableError(name, 1, column or "-", "unexpected column")
+        if header.count(column) > 1:
+            raise RuleTableError(name, 1, column, "column appears twice")
+    width = len(header)
+    records: list[dict[str, str]] = []
+    for number, cells in enumerate(reader, start=2):
+        if len(cells) != width:
+            raise RuleTableError(name, number, "-", f"expected {width} values, found {len(cells)}")
+        records.append(dict(zip(header, cells, strict=True)))
+    try:
+        return adapter.validate_python(records)
+    except ValidationError as exc:
+        raise _list_error(name, exc, first_row=2) from None
+
+
+def _list_error(name: str, exc: ValidationError, *, first_row: int) -> RuleTableError:
+    """The first problem of a list validation, as file/row/field (row = list index + first_row)."""
+    error = exc.errors()[0]
+    loc = error["loc"]
+    index = loc[0] if loc and isinstance(loc[0], int) else None
+    row: int | str = "-" if index is None else index + first_row
+    field = _dotted(loc[1:] if index is not None else loc)
+    more = exc.error_count() - 1
+    problem = error["msg"] + (f" (and {more} more problem(s))" if more else "")
+    return RuleTableError(name, row, field, problem)
+
+
+def _dotted(loc: Iterable[int | str]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "-"
+
+
+def _yaml(files: Mapping[str, bytes], name: str) -> Any:
+    try:
+        return yaml.load(_text(files, name), Loader=_YamlLoader)  # noqa: S506 (a safe loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        row: int | str = mark.line + 1 if mark is not None else "-"
+        raise RuleTableError(name, row, "-", f"not valid YAML: {exc}") from None
+
+
+def _mapping_error(name: str, exc: ValidationError) -> RuleTableError:
+    """For a YAML/JSON mapping file: row = entry number in the list named first, else 1."""
+    error = exc.errors()[0]
+    loc = list(error["loc"])
+    row: int = 1
+    if len(loc) >= 2 and isinstance(loc[1], int):
+        row = loc[1] + 1
+        del loc[1]
+    more = exc.error_count() - 1
+    problem = error["msg"] + (f" (and {more} more problem(s))" if more else "")
+    return RuleTableError(name, row, _dotted(loc), problem)
+
+
+# -- per file ----------------------------------------------------------------------------------
+
+
+def _load_manifest(files: Mapping[str, bytes]) -> Manifest:
+    try:
+        data = json.loads(_text(files, MANIFEST_FILE))
+    except json.JSONDecodeError as exc:
+        raise RuleTableError(MANIFEST_FILE, exc.lineno, "-", f"not valid JSON: {exc.msg}") from None
+    try:
+        return _MANIFEST.validate_python(data)
+    except ValidationError as exc:
+        raise _mapping_error(MANIFEST_FILE, exc) from None
+
+
+def _check_manifest(manifest: Manifest, curated_version: int, counts: Mapping[str, int]) -> None:
+    for key, file in (("aoc", AOC_FILE), ("fee_indicators", FEE_FILE), ("place_of_service", POS_FILE)):
+        entry = manifest.tables.get(key)  # type: ignore[call-overload]
+        if entry is None:
+            raise RuleTableError(MANIFEST_FILE, 1, f"tables.{key}", "missing table")
+        if entry.file != file:
+            raise RuleTableError(
+                MANIFEST_FILE, 1, f"tables.{key}.file", f"expected {file!r}, got {entry.file!r}"
+            )
+        if entry.rows != counts[file]:
+            raise RuleTableError(
+                MANIFEST_FILE, 1, f"tables.{key}.rows",
+                f"says {entry.rows} rows but {file} has {counts[file]}",
+            )
+    if manifest.curated_version != curated_version:
+        raise RuleTableError(
+            MANIFEST_FILE, 1, "curated_version",
+            f"is {manifest.curated_version} but {POS_ALLOWED_FILE} has {curated_version}; "
+            "re-run `claims-validator rules import` to rebuild the manifest",
+        )
+    expected = compose_version(dict(manifest.tables), curated_version)
+    if manifest.version != expected:
+        raise RuleTableError(
+            MANIFEST_FILE, 1, "version", f"is {manifest.version!r}, the tables say {expected!r}"
+        )
+
+
+def _compile_pos(rows: Sequence[PosRow]) -> dict[str, str]:
+    codes: dict[str, str] = {}
+    for number, row in enumerate(rows, start=2):
+        if row.code in codes:
+            raise RuleTableError(POS_FILE, number, "code", f"duplicate code {row.code!r}")
+        codes[row.code] = row.name
+    return codes
+
+
+def _compile_fee(rows: Sequence[FeeRow]) -> dict[str, FeeIndicators]:
+    fee: dict[str, FeeIndicators] = {}
+    shared: dict[tuple[str, ...], FeeIndicators] = {}
+    for number, row in enumerate(rows, start=2):
+        if row.code in fee:
+            raise RuleTableError(FEE_FILE, number, "code", f"duplicate code {row.code!r}")
+        key = (row.status, row.global_days, row.mult_proc, row.bilateral, row.pctc)
+        indicators = shared.get(key)
+        if indicators is None:
+            indicators = shared[key] = FeeIndicators(*key)
+        fee[row.code] = indicators
+    return fee
+
+
+def _compile_addons(rows: Sequence[AocRow]) -> dict[str, AddonCode]:
+    grouped: dict[str, list[AocRow]] = {}
+    seen: set[tuple[str, str, object]] = set()
+    for number, row in enumerate(rows, start=2):
+        key = (row.add_on_code, row.primary_code, row.effective)
+        if key in seen:
+            raise RuleTableError(
+                AOC_FILE, number, "primary_code",
+                f"pair {row.add_on_code}/{row.primary_code} effective {row.effective} listed twice",
+            )
+        seen.add(key)
+        if row.deleted is not None and row.deleted < row.effective:
+            raise RuleTableError(
+                AOC_FILE, number, "deleted", f"{row.deleted} is before effective {row.effective}"
+            )
+        grouped.setdefault(row.add_on_code, []).append(row)
+    addons: dict[str, AddonCode] = {}
+    for code, group in grouped.items():
+        # The edit type in force is that of the newest pairing still active (else the newest).
+        current = max(group, key=lambda r: (r.deleted is None, r.effective))
+        deletions = [r.aoc_deleted for r in group if r.aoc_deleted is not None]
+        addons[code] = AddonCode(
+            code=code,
+            edit_type=_EDIT_TYPES[current.edit_type],
+            deleted=max(deletions) if deletions else None,
+            pairings=tuple(
+                AddonPairing(
+                    primary=r.primary_code, effective=r.effective, deleted=r.deleted,
+                    primary_deleted=r.primary_deleted,
+                )
+                for r in group
+                if r.primary_code != CONTRACTOR_DEFINED
+            ),
+            contractor_defined=any(
+                r.primary_code == CONTRACTOR_DEFINED and r.deleted is None for r in group
+            ),
+        )
+    return addons
+
+
+def _load_pos_allowed(files: Mapping[str, bytes]) -> PosAllowedFile:
+    try:
+        return _POS_ALLOWED.validate_python(_yaml(files, POS_ALLOWED_FILE))
+    except ValidationError as exc:
+        raise _mapping_error(POS_ALLOWED_FILE, exc) from None
+
+
+def _compile_pos_allowed(
+    curated: PosAllowedFile, pos_codes: Mapping[str, str], fee: Mapping[str, FeeIndicators]
+) -> dict[str, frozenset[str]]:
+    name = POS_ALLOWED_FILE
+    sets: dict[str, frozenset[str]] = {}
+    for row, place_set in enumerate(curated.place_sets, start=1):
+        if place_set.name in sets:
+            raise RuleTableError(name, row, "place_sets.name", f"duplicate set {place_set.name!r}")
+        excluded = [p for ex in place_set.excluded for p in ex.places]
+        for field, places in (("places", place_set.places), ("excluded.places", excluded)):
+            for place in places:
+                if place not in pos_codes:
+                    raise RuleTableError(
+                        name, row, f"place_sets.{field}",
+                        f"unknown place-of-service code {place!r} (not in {POS_FILE})",
+                    )
+            if len(set(places)) != len(places):
+                raise RuleTableError(name, row, f"place_sets.{field}", "a place is listed twice")
+        both = sorted(set(place_set.places) & set(excluded))
+        if both:
+            raise RuleTableError(
+                name, row, "place_sets.excluded.places", f"{both} both allowed and excluded"
+            )
+        sets[place_set.name] = frozenset(place_set.places)
+    allowed: dict[str, frozenset[str]] = {}
+    for row, group in enumerate(curated.procedures, start=1):
+        places_for = sets.get(group.set)
+        if places_for is None:
+            raise RuleTableError(name, row, "procedures.set", f"unknown place set {group.set!r}")
+        for spec in group.codes:
+            try:
+                codes = expand_code_spec(spec)
+            except ValueError as exc:
+                raise RuleTableError(name, row, "procedures.codes", str(exc)) from None
+            # A range is notation: codes inside it that CMS does not list (e.g. 64481) are
+            # skipped, but a single code and both ends of a range must exist.
+            for end in {codes[0], codes[-1]}:
+                if end not in fee:
+                    raise RuleTableError(
+                        name, row, "procedures.codes",
+                        f"unknown procedure code {end} (not in {FEE_FILE})",
+                    )
+            for code in codes:
+                if code in allowed:
+                    raise RuleTableError(
+                        name, row, "procedures.codes", f"code {code} is listed twice"
+                    )
+                if code in fee:
+                    allowed[code] = places_for
+    return allowed
+
+
+def _load_rules(files: Mapping[str, bytes]) -> dict[str, RuleInfo]:
+    rules: dict[str, RuleInfo] = {}
+    where: dict[str, str] = {}
+    for name in sorted(files):
+        parts = name.split("/")
+        if len(parts) != 2 or parts[0] != RULES_DIR or not name.endswith(".yaml"):
+            continue
+        family = parts[1].removesuffix(".yaml")
+        data = _yaml(files, name)
+        if not isinstance(data, list):
+            raise RuleTableError(name, "-", "-", "expected a list of rule entries")
+        try:
+            entries = _RULE_ROWS.validate_python(data)
+        except ValidationError as exc:
+            raise _list_error(name, exc, first_row=1) from None
+        for row, entry in enumerate(entries, start=1):
+            if entry.id in rules:
+                raise RuleTableError(
+                    name, row, "id", f"rule {entry.id} is already defined in {where[entry.id]}"
+                )
+            where[entry.id] = f"{name} row {row}"
+            rules[entry.id] = RuleInfo(
+                rule_id=entry.id, family=family, severity=entry.severity,
+                summary=entry.summary, action=entry.action, reference=entry.reference,
+            )
+    return rules
+
+
+def _engine_rule_ids() -> frozenset[str]:
+    # Imported here: the engine imports this package, so a module-level import would be a cycle.
+    from service.engine import RULE_IDS
+
+    return RULE_IDS
+
+
+def _check_rule_ids(rules: Mapping[str, RuleInfo], required: Collection[str]) -> None:
+    missing = sorted(set(required) - rules.keys())
+    if missing:
+        raise RuleTableError(
+            f"{RULES_DIR}/*.yaml", "-", "id",
+            f"no catalogue entry for rule id {missing[0]}"
+            + (f" (and {len(missing) - 1} more: {', '.join(missing[1:])})" if len(missing) > 1 else "")
+            + "; every rule the engine can emit needs one",
+        )

@@ -1,0 +1,67 @@
+"""Building the verdict event: the last pure step between the engine and the wire.
+
+The clock is an argument: the shell passes `now`, tests pass a fixed instant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from service.decode import Malformed
+from service.engine import evaluate
+from service.engine.findings import finding
+from service.models.events import ClaimSubmitted, Finding, VerdictEvent
+from service.ruletable.compiled import RuleTable
+
+__all__ = ["VERDICT_NAMESPACE", "judge", "judge_malformed", "verdict_event"]
+
+VERDICT_NAMESPACE = uuid.UUID("6f1b7c1e-4a53-4f3c-9d0e-2a7a61c2b6d4")
+"""uuid5 namespace of verdict ids; fixed forever so redelivered events keep their verdict id."""
+
+
+def judge(event: ClaimSubmitted, table: RuleTable, *, now: datetime) -> VerdictEvent:
+    """The verdict for a readable claim."""
+    findings = evaluate(event.claim, table)
+    return verdict_event(
+        cause=event.event_id, claim_id=event.claim.claim_id, findings=findings, table=table, now=now
+    )
+
+
+def judge_malformed(bad: Malformed, table: RuleTable, *, now: datetime) -> VerdictEvent:
+    """A flagged verdict with one CLAIM_MALFORMED finding per schema problem."""
+    findings = tuple(
+        finding(table, "CLAIM_MALFORMED", f"{path}: {text}") for path, text in bad.problems
+    )
+    return verdict_event(
+        cause=bad.event_id,
+        claim_id=bad.claim_id,
+        findings=findings,
+        table=table,
+        now=now,
+        fallback_key=bad.raw_sha256,
+    )
+
+
+def verdict_event(
+    *,
+    cause: str | None,
+    claim_id: str,
+    findings: tuple[Finding, ...],
+    table: RuleTable,
+    now: datetime,
+    fallback_key: str = "",
+) -> VerdictEvent:
+    flagged = any(f.severity == "error" for f in findings)
+    key = f"{cause if cause is not None else 'sha256:' + fallback_key}|{table.digest}"
+    return VerdictEvent.model_construct(
+        event_id=str(uuid.uuid5(VERDICT_NAMESPACE, key)),
+        event_type="claim.flagged" if flagged else "claim.accepted",
+        schema_version=1,
+        occurred_at=now,
+        causation_id=cause,
+        claim_id=claim_id,
+        verdict="flagged" if flagged else "accepted",
+        findings=findings,
+        rule_table_version=table.version,
+    )

@@ -1,0 +1,101 @@
+"""Decoding raw event bytes: readable, malformed (named claim), or unreadable (dead letter)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from service.decode import Malformed, Readable, Unreadable, decode
+from service.ruletable.load import default_table
+from service.verdicts import judge, judge_malformed
+from tests.unit.casebook import build_claim
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+def event(**claim_overrides: object) -> dict[str, object]:
+    return {
+        "event_id": "0b7c2f0e-2d1e-4d4e-9a77-3f0f8f1f8a01",
+        "event_type": "claim.submitted",
+        "schema_version": 1,
+        "occurred_at": "2025-03-04T15:02:11Z",
+        "claim": build_claim(dict(claim_overrides)),
+    }
+
+
+def test_readable_event_decodes_and_ignores_unknown_fields() -> None:
+    raw = event()
+    raw["x-extra"] = {"anything": 1}
+    raw["claim"]["future_field"] = "tolerated"  # type: ignore[index]
+    decoded = decode(json.dumps(raw).encode())
+    assert isinstance(decoded, Readable)
+    assert decoded.event.claim.claim_id == "CLM-TEST-0001"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{not json", "not-json"),
+        (b"", "not-json"),
+        (None, "not-json"),
+        (b'["a", "list"]', "not-an-object"),
+        (b"42", "not-an-object"),
+        (b'{"event_id": "e1", "claim": {"payer_id": "AETNA"}}', "no-claim-id"),
+        (b'{"event_id": "e1", "claim": "CLM-1"}', "no-claim-id"),
+        (b'{"claim": {"claim_id": "   "}}', "no-claim-id"),
+        (b"\xff\xfe\x00garbage", "not-json"),
+    ],
+)
+def test_unreadable_events_name_their_reason(raw: bytes | None, reason: str) -> None:
+    decoded = decode(raw)
+    assert isinstance(decoded, Unreadable)
+    assert reason == decoded.reason
+
+
+def test_schema_breaking_claim_is_malformed_with_one_problem_per_field() -> None:
+    raw = event(
+        service_lines=[{"units": 0}, {"service_date": "2025-02-30"}, {"line_number": 1}],
+    )
+    del raw["claim"]["billing_provider_npi"]  # type: ignore[attr-defined]
+    decoded = decode(json.dumps(raw).encode())
+    assert isinstance(decoded, Malformed)
+    paths = [path for path, _ in decoded.problems]
+    assert "claim.billing_provider_npi" in paths
+    assert "claim.service_lines[0].units" in paths
+    assert "claim.service_lines[1].service_date" in paths
+
+
+def test_repeated_line_number_is_a_malformed_claim() -> None:
+    raw = event(service_lines=[{"line_number": 1}, {"line_number": 1}])
+    decoded = decode(json.dumps(raw).encode())
+    assert isinstance(decoded, Malformed)
+    assert any("line_number 1 is repeated" in text for _, text in decoded.problems)
+
+
+def test_malformed_verdict_is_flagged_and_never_echoes_values() -> None:
+    raw = event(patient={"member_id": "PHI-MEMBER-XYZ", "birth_date": "not-a-date"})
+    decoded = decode(json.dumps(raw).encode())
+    assert isinstance(decoded, Malformed)
+    verdict = judge_malformed(decoded, default_table(), now=NOW)
+    assert "flagged" == verdict.verdict
+    assert ["CLAIM_MALFORMED"] == [f.rule_id for f in verdict.findings]
+    assert "claim.patient.birth_date" in verdict.findings[0].message
+    text = verdict.model_dump_json()
+    assert "not-a-date" not in text
+    assert "PHI-MEMBER-XYZ" not in text
+
+
+def test_verdict_id_is_deterministic_per_event_and_table() -> None:
+    table = default_table()
+    decoded = decode(json.dumps(event()).encode())
+    assert isinstance(decoded, Readable)
+    first = judge(decoded.event, table, now=NOW)
+    again = judge(decoded.event, table, now=datetime(2027, 1, 1, tzinfo=UTC))
+    other = decode(json.dumps({**event(), "event_id": "another"}).encode())
+    assert isinstance(other, Readable)
+    assert first.event_id == again.event_id
+    assert first.event_id != judge(other.event, table, now=NOW).event_id
+    assert first.causation_id == "0b7c2f0e-2d1e-4d4e-9a77-3f0f8f1f8a01"
+    assert first.rule_table_version == table.version
