@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
     parts = consumer.partitions_for_topic(topic)
     if not parts:
-        await consumer._client.force_metadata_update()  # noqa: SLF001  (topic may be brand new)
+        await consumer._client.force_metadata_update()
         parts = consumer.partitions_for_topic(topic) or set()
     tps = [TopicPartition(topic, p) for p in sorted(parts)]
     return await consumer.end_offsets(tps) if tps else {}
@@ -40,7 +40,7 @@ async def main() -> int:
     bootstrap = settings.kafka.bootstrap_servers
     topics = settings.topics
     outputs = [topics.accepted, topics.flagged, topics.dead_letter]
-    events = [line for f in args.files for line in Path(f).read_bytes().splitlines() if line.strip()]
+    events = read_events(args.files)
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
@@ -58,7 +58,7 @@ async def main() -> int:
                 key = None
             sent_ids.append(key.decode() if key else None)
             await producer.send_and_wait(topics.submitted, raw, key=key)
-        print(f"published {len(events)} events to {topics.submitted} on {bootstrap}", file=sys.stderr)
+        print(f"published {len(events)} events to {topics.submitted}", file=sys.stderr)
 
         consumer.subscribe(outputs)
         while not consumer.assignment():
@@ -85,11 +85,16 @@ async def main() -> int:
     return 0
 
 
+def read_events(files: list[str]) -> list[bytes]:
+    return [line for f in files for line in Path(f).read_bytes().splitlines() if line.strip()]
+
+
 def describe(topic: str, rec: object, dead_letter: str) -> tuple[str, str, str, str]:
     value = rec.value  # type: ignore[attr-defined]
     if topic == dead_letter:
         headers = {k: v.decode() for k, v in rec.headers}  # type: ignore[attr-defined]
-        where = f"{headers.get('x-dlq-topic', '?')}[{headers.get('x-dlq-partition', '?')}]@{headers.get('x-dlq-offset', '?')}"
+        origin = [headers.get(f"x-dlq-{k}", "?") for k in ("topic", "partition", "offset")]
+        where = f"{origin[0]}[{origin[1]}]@{origin[2]}"
         return ("(unreadable)", "dead-letter", headers.get("x-dlq-reason", "?"), where)
     verdict = json.loads(value)
     findings = ", ".join(

@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
         "import-mue", help="load an official CMS practitioner MUE file", add_help=False
     )
     rules_commands.add_parser("show", help="print the table version, digest and provenance")
+    docs = rules_commands.add_parser("docs", help="print (or --write) the README rule catalogue")
+    docs.add_argument("--write", type=Path, metavar="README", help="update this file in place")
 
     schemas = commands.add_parser("schemas", help="write the event JSON Schemas")
     schemas.add_argument("--out", type=Path, default=Path("schemas"), metavar="DIR")
@@ -91,13 +93,24 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         table = load_table(args.rules) if args.rules else default_table()
         return check_files(args.files, table)
-    if args.command == "rules":  # only "show" reaches here
+    if args.command == "rules" and args.rules_command == "docs":
+        from service.ruletable.docs import render_rules_markdown, update_readme
+        from service.ruletable.load import default_table
+
+        if args.write is None:
+            print(render_rules_markdown(default_table()))
+        elif update_readme(args.write, default_table()):
+            print(f"updated {args.write}")
+        return 0
+    if args.command == "rules":  # "show"
         from service.ruletable.load import default_table
 
         table = default_table()
         print(f"version: {table.version}\ndigest:  {table.digest}")
-        for p in table.provenance:
-            print(f"  {p.table}: {p.source_file} ({p.release}), {p.rows} rows, sha256 {p.source_sha256}")
+        policies = table.policies.provenance if table.policies else ()
+        for p in (*table.provenance, *policies):
+            print(f"  {p.table}: {p.source_file} ({p.release}), {p.rows} rows,"
+                  f" sha256 {p.source_sha256}")
         return 0
     if args.command == "schemas":
         from service.schemas import write_schemas

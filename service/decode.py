@@ -28,8 +28,8 @@ class Readable:
 class Malformed:
     claim_id: str
     event_id: str | None
-    problems: tuple[tuple[str, str], ...]
-    """(field path, what is wrong) pairs, in schema order."""
+    problems: tuple[tuple[str, str, int | None], ...]
+    """(field path, what is wrong, service line number or None), in schema order."""
     raw_sha256: str
 
 
@@ -67,14 +67,16 @@ def decode(raw: bytes | None) -> Decoded:
     except orjson.JSONDecodeError as exc:
         return Unreadable("not-json", f"not valid JSON (at byte {exc.pos})")
     if not isinstance(obj, dict):
-        return Unreadable("not-an-object", f"the event is a JSON {type(obj).__name__}, not an object")
+        kind = type(obj).__name__
+        return Unreadable("not-an-object", f"the event is a JSON {kind}, not an object")
     claim = obj.get("claim")
     claim_id = claim.get("claim_id") if isinstance(claim, dict) else None
-    if not isinstance(claim_id, str) or not claim_id.strip():
+    if not isinstance(claim, dict) or not isinstance(claim_id, str) or not claim_id.strip():
         return Unreadable("no-claim-id", "the event has no claim.claim_id string")
     event_id = obj.get("event_id")
     problems = tuple(
-        (field_path(err["loc"]), _problem_text(err)) for err in first_error.errors(include_input=False)
+        (field_path(err["loc"]), _problem_text(err), _line_number(claim, err["loc"]))
+        for err in first_error.errors(include_input=False)
     )
     return Malformed(
         claim_id=claim_id.strip(),
@@ -82,6 +84,18 @@ def decode(raw: bytes | None) -> Decoded:
         problems=problems,
         raw_sha256=hashlib.sha256(raw).hexdigest(),
     )
+
+
+def _line_number(claim: dict[str, object], loc: tuple[int | str, ...]) -> int | None:
+    """The service line a problem sits on: its own line_number when readable, else its position."""
+    if len(loc) < 3 or loc[:2] != ("claim", "service_lines") or not isinstance(loc[2], int):
+        return None
+    lines = claim.get("service_lines")
+    line = lines[loc[2]] if isinstance(lines, list) and loc[2] < len(lines) else None
+    number = line.get("line_number") if isinstance(line, dict) else None
+    if isinstance(number, int) and not isinstance(number, bool) and number >= 1:
+        return number
+    return loc[2] + 1
 
 
 def _problem_text(err: object) -> str:

@@ -31,7 +31,8 @@ def judge(event: ClaimSubmitted, table: RuleTable, *, now: datetime) -> VerdictE
 def judge_malformed(bad: Malformed, table: RuleTable, *, now: datetime) -> VerdictEvent:
     """A flagged verdict with one CLAIM_MALFORMED finding per schema problem."""
     findings = tuple(
-        finding(table, "CLAIM_MALFORMED", f"{path}: {text}") for path, text in bad.problems
+        finding(table, "CLAIM_MALFORMED", f"{path}: {text}", line_number=number)
+        for path, text, number in bad.problems
     )
     return verdict_event(
         cause=bad.event_id,

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from service.engine.families import modifiers, pairing, place_of_service, procedure_codes
+from service.engine.families import (
+    diagnoses,
+    modifiers,
+    pairing,
+    payers,
+    place_of_service,
+    procedure_codes,
+    providers,
+    units,
+)
 from service.models.events import Claim, Finding
 from service.ruletable.compiled import RuleTable
 
@@ -22,6 +31,10 @@ FAMILIES: tuple[tuple[str, frozenset[str], Check], ...] = (
     ("pairing", pairing.RULE_IDS, pairing.check),
     ("place_of_service", place_of_service.RULE_IDS, place_of_service.check),
     ("modifiers", modifiers.RULE_IDS, modifiers.check),
+    ("diagnoses", diagnoses.RULE_IDS, diagnoses.check),
+    ("units", units.RULE_IDS, units.check),
+    ("providers", providers.RULE_IDS, providers.check),
+    ("payers", payers.RULE_IDS, payers.check),
 )
 
 RULE_IDS: frozenset[str] = frozenset().union(*(ids for _, ids, _ in FAMILIES)) | {

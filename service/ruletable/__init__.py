@@ -1,4 +1,4 @@
-"""The rule table: CMS-derived and curated data, validated at load and compiled into plain lookups."""
+"""The rule table: CMS-derived and curated data, validated at load, compiled into plain lookups."""
 
 from service.ruletable.compiled import (
     AddonCode,
@@ -9,4 +9,11 @@ from service.ruletable.compiled import (
     RuleTable,
 )
 
-__all__ = ["AddonCode", "AddonPairing", "FeeIndicators", "Provenance", "RuleInfo", "RuleTable"]
+__all__ = [
+    "AddonCode",
+    "AddonPairing",
+    "FeeIndicators",
+    "Provenance",
+    "RuleInfo",
+    "RuleTable",
+]

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:  # policies.py imports this module; the annotation is only a string here
+    from service.ruletable.policies import Policies
 
 __all__ = ["AddonCode", "AddonPairing", "FeeIndicators", "Provenance", "RuleInfo", "RuleTable"]
 
@@ -58,7 +61,7 @@ class AddonCode:
 
 @dataclass(frozen=True, slots=True)
 class FeeIndicators:
-    """MPFS payment-policy indicators for one code (first row in the RVU file without a modifier)."""
+    """MPFS payment-policy indicators for one code (its RVU-file row without a modifier)."""
 
     status: str
     global_days: str
@@ -109,3 +112,6 @@ class RuleTable:
     bilateral_split_payers: frozenset[str] = field(default=frozenset())
     """Payer ids that want a bilateral service as two lines (RT + LT) instead of one line with 50;
     BILATERAL_SPLIT_LINES stays quiet for them. Empty = every payer follows Medicare (F-MOD-50)."""
+    policies: Policies | None = None
+    """ICD-10-CM, MUE and payer data of the diagnoses, units, providers and payers families
+    (`service.ruletable.policies`); None in hand-built tables, where those families stay silent."""

@@ -38,6 +38,7 @@ from service.ruletable.load import (
     MANIFEST_FILE,
     POS_ALLOWED_FILE,
     POS_FILE,
+    TABLE_FILES,
     RuleTableError,
     load_table,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "aoc_quarter",
     "julian_to_date",
     "main_import",
+    "pos_release",
     "read_aoc",
     "read_pos",
     "read_rvu",
@@ -88,10 +90,10 @@ _MAX_HEADER_ROWS = 6
 _AOC_NAME = re.compile(r"AOC_V(\d{4})Q([1-4])(?:_\d+)?-MCR", re.IGNORECASE)
 _RVU_NAME = re.compile(r"PPRRVU(\d{2}|\d{4})_([A-Z]{3})", re.IGNORECASE)
 _YEAR = re.compile(r"(?<!\d)(19|20)(\d{2})(?!\d)")
+_LABEL = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]*")
 _JULIAN = re.compile(r"(\d{4})(\d{3})")
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _GLOBAL_PADDED = {"0": "000", "00": "000", "10": "010", "90": "090"}
-_TABLE_FILES = {"aoc": AOC_FILE, "fee_indicators": FEE_FILE, "place_of_service": POS_FILE}
 
 
 class ImportFileError(Exception):
@@ -113,7 +115,7 @@ class ImportReport:
 
     def summary(self) -> str:
         lines = [f"rule table {self.table.version} written to {self.out_dir}"]
-        for name, entry in zip(_TABLE_FILES, self.tables, strict=True):
+        for name, entry in zip(TABLE_FILES, self.tables, strict=True):
             state = "imported" if name in self.imported else "kept"
             lines.append(
                 f"  {entry.file}: {entry.rows} rows, release {entry.release} "
@@ -150,17 +152,24 @@ def rvu_release(path: Path) -> str:
     return f"{'20' + year if len(year) == 2 else year}-{month}"
 
 
-def pos_release(path: Path, given: str | None) -> str:
-    """The code-set release: `given`, else a year in the file name."""
+def pos_release(path: Path, given: str | None, *, sha256: str, kept: ManifestTable | None) -> str:
+    """The code-set release: `given`, else a year in the file name, else the kept table's
+    release when the file is byte-identical to the one it was imported from."""
     if given:
+        if not _LABEL.fullmatch(given):
+            raise ImportFileError(
+                path.name, "-", "-", f"release label {given!r}: use letters, digits and '-'"
+            )
         return given
     match = _YEAR.search(path.stem)
-    if match is None:
-        raise ImportFileError(
-            path.name, "-", "-",
-            "cannot tell the code-set release from the file name; pass --pos-release (e.g. 2024)",
-        )
-    return match.group(1) + match.group(2)
+    if match is not None:
+        return match.group(1) + match.group(2)
+    if kept is not None and kept.source_sha256 == sha256:
+        return kept.release
+    raise ImportFileError(
+        path.name, "-", "-",
+        "cannot tell the code-set release from the file name; pass --pos-release (e.g. 2024)",
+    )
 
 
 def julian_to_date(value: str) -> date:
@@ -258,7 +267,9 @@ def _aoc_record(name: str, number: int, cells: list[str], index: dict[str, int])
 
     edit_type = get("AOC_Edit_Type")
     if edit_type not in ("1", "2", "3"):
-        raise ImportFileError(name, number, "AOC_Edit_Type", f"expected 1, 2 or 3, got {edit_type!r}")
+        raise ImportFileError(
+            name, number, "AOC_Edit_Type", f"expected 1, 2 or 3, got {edit_type!r}"
+        )
     return {
         "add_on_code": code("Add-On_Code"),
         "edit_type": edit_type,
@@ -285,7 +296,7 @@ def read_rvu(path: Path) -> list[dict[str, str]]:
     header_at = next(
         (
             i for i, row in enumerate(rows[:_HEADER_SEARCH_ROWS])
-            if len(row) > 1 and row[0].strip().upper() == "HCPCS" and row[1].strip().upper() == "MOD"
+            if [cell.strip().upper() for cell in row[:2]] == ["HCPCS", "MOD"]
         ),
         None,
     )
@@ -298,7 +309,9 @@ def read_rvu(path: Path) -> list[dict[str, str]]:
     where: dict[str, int] = {}
     for key, column in RVU_COLUMNS.items():
         if column not in names:
-            raise ImportFileError(path.name, header_at + 1, column, "column not found in the header")
+            raise ImportFileError(
+                path.name, header_at + 1, column, "column not found in the header"
+            )
         where[key] = names.index(column)
     chosen: dict[str, dict[str, str]] = {}
     has_plain: set[str] = set()
@@ -360,7 +373,9 @@ def _rvu_record(name: str, number: int, row: list[str], where: dict[str, int]) -
     for key in ("mult_proc", "bilateral", "pctc"):
         value = get(key)
         if not re.fullmatch(r"[0-9]", value):
-            raise ImportFileError(name, number, RVU_COLUMNS[key], f"expected a digit, got {value!r}")
+            raise ImportFileError(
+                name, number, RVU_COLUMNS[key], f"expected a digit, got {value!r}"
+            )
         record[key] = value
     return record
 
@@ -390,7 +405,8 @@ def read_pos(path: Path) -> list[dict[str, str]]:
         rate = row[where["medicare_pfs_rate"]].strip().lower()
         if rate not in ("facility", "non-facility", ""):
             raise ImportFileError(
-                path.name, number, "medicare_pfs_rate", f"expected facility or non-facility, got {rate!r}"
+                path.name, number, "medicare_pfs_rate",
+                f"expected facility or non-facility, got {rate!r}",
             )
         name = " ".join(row[where["name"]].split())
         if not name:
@@ -412,7 +428,7 @@ def _read_text(path: Path) -> str:
 
 def _csv_bytes(columns: Sequence[str], records: Iterable[dict[str, str]]) -> bytes:
     buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="raise")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     writer.writerows(records)
     return buffer.getvalue().encode("utf-8")
@@ -438,6 +454,7 @@ def run_import(
     is loaded once more to prove it. Raises `ImportFileError` or `RuleTableError`.
     """
     out_dir = Path(out_dir)
+    kept = _kept_tables(out_dir if (out_dir / MANIFEST_FILE).exists() else DATA_DIR)
     outputs: dict[str, bytes] = {}
     entries: dict[str, ManifestTable] = {}
     if aoc is not None:
@@ -457,9 +474,13 @@ def run_import(
     if pos is not None:
         records = read_pos(pos)
         outputs[POS_FILE] = _csv_bytes(POS_COLUMNS, records)
+        digest = _sha256(pos)
+        release = pos_release(
+            pos, pos_release_label, sha256=digest, kept=kept.get("place_of_service")
+        )
         entries["place_of_service"] = ManifestTable(
-            file=POS_FILE, source_file=pos.name, release=pos_release(pos, pos_release_label),
-            source_sha256=_sha256(pos), rows=len(records),
+            file=POS_FILE, source_file=pos.name, release=release, source_sha256=digest,
+            rows=len(records),
         )
     with tempfile.TemporaryDirectory(prefix="ruletable-") as scratch:
         stage = Path(scratch) / "data"
@@ -467,7 +488,7 @@ def run_import(
         for name, content in outputs.items():
             (stage / name).write_bytes(content)
         tables = _kept_tables(stage) | entries
-        missing = [t for t in _TABLE_FILES if t not in tables]
+        missing = [t for t in TABLE_FILES if t not in tables]
         if missing:
             raise RuleTableError(
                 MANIFEST_FILE, 1, f"tables.{missing[0]}",
@@ -476,7 +497,7 @@ def run_import(
         curated = _curated_version(stage)
         manifest = {
             "curated_version": curated,
-            "tables": {name: tables[name].model_dump() for name in _TABLE_FILES},
+            "tables": {name: tables[name].model_dump() for name in TABLE_FILES},
             "version": compose_version(tables, curated),
         }
         outputs[MANIFEST_FILE] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
@@ -487,35 +508,38 @@ def run_import(
             target = out_dir / path.relative_to(stage)
             if path.is_dir():
                 target.mkdir(exist_ok=True)
-            elif path.name in outputs and path.parent == stage or not target.exists():
+            elif (path.parent == stage and path.name in outputs) or not target.exists():
                 tmp = target.with_name(target.name + ".tmp")
                 tmp.write_bytes(path.read_bytes())
                 tmp.replace(target)
     table = load_table(out_dir, rule_ids=rule_ids)
     return ImportReport(
         out_dir=out_dir,
-        imported=tuple(name for name in _TABLE_FILES if name in entries),
-        tables=tuple(tables[name] for name in _TABLE_FILES),
+        imported=tuple(name for name in TABLE_FILES if name in entries),
+        tables=tuple(tables[name] for name in TABLE_FILES),
         table=table,
     )
 
 
 def _seed(stage: Path, out_dir: Path) -> None:
-    """Copy `out_dir` into the scratch dir, filling files it lacks from the shipped data."""
+    """Copy `out_dir` into the scratch dir; data files and the rule catalogue it lacks as a
+    whole (top-level entries) are taken from the shipped data."""
+    stage.mkdir(parents=True)
     for source in (out_dir, DATA_DIR):
         if not source.is_dir():
             continue
-        for path in sorted(source.rglob("*")):
-            if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".tmp":
+        for entry in sorted(source.iterdir()):
+            target = stage / entry.name
+            if target.exists() or entry.name == "__pycache__" or entry.suffix == ".tmp":
                 continue
-            target = stage / path.relative_to(source)
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, target)
+            if entry.is_dir():
+                shutil.copytree(entry, target, ignore=shutil.ignore_patterns("__pycache__"))
+            elif entry.is_file():
+                shutil.copyfile(entry, target)
 
 
-def _kept_tables(stage: Path) -> dict[str, ManifestTable]:
-    path = stage / MANIFEST_FILE
+def _kept_tables(directory: Path) -> dict[str, ManifestTable]:
+    path = directory / MANIFEST_FILE
     if not path.exists():
         return {}
     try:
@@ -523,10 +547,12 @@ def _kept_tables(stage: Path) -> dict[str, ManifestTable]:
         return {
             name: ManifestTable.model_validate(entry)
             for name, entry in data.get("tables", {}).items()
-            if name in _TABLE_FILES
+            if name in TABLE_FILES
         }
     except (ValueError, AttributeError) as exc:
-        raise RuleTableError(MANIFEST_FILE, 1, "tables", f"cannot read the existing manifest: {exc}") from None
+        raise RuleTableError(
+            MANIFEST_FILE, 1, "tables", f"cannot read the existing manifest: {exc}"
+        ) from None
 
 
 def _curated_version(stage: Path) -> int:
@@ -560,7 +586,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main_import(argv: list[str]) -> int:
-    """`claims-validator rules import`: 0 done, 1 a bad file (message names file/row/column), 2 usage."""
+    """`claims-validator rules import`: 0 done, 1 a bad file (named with row/column), 2 usage."""
     parser = _parser()
     try:
         args = parser.parse_args(argv)

@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from service.ruletable.compiled import (
     AddonCode,
@@ -43,7 +44,14 @@ from service.ruletable.schema import (
     expand_code_spec,
 )
 
-__all__ = ["DATA_DIR", "RuleTableError", "default_table", "load_table", "table_digest"]
+__all__ = [
+    "DATA_DIR",
+    "TABLE_FILES",
+    "RuleTableError",
+    "default_table",
+    "load_table",
+    "table_digest",
+]
 
 DATA_DIR = Path(__file__).parent / "data"
 """The shipped table."""
@@ -54,6 +62,10 @@ POS_FILE = "place_of_service.csv"
 POS_ALLOWED_FILE = "pos_allowed.yaml"
 MANIFEST_FILE = "manifest.json"
 RULES_DIR = "rules"
+TABLE_FILES: Mapping[str, str] = {
+    "aoc": AOC_FILE, "fee_indicators": FEE_FILE, "place_of_service": POS_FILE
+}
+"""Manifest table name -> derived file."""
 _DATA_SUFFIXES = frozenset({".csv", ".json", ".yaml"})
 CONTRACTOR_DEFINED = "CCCCC"
 
@@ -71,7 +83,7 @@ _YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoade
 
 
 class RuleTableError(Exception):
-    """The rule-table data is invalid; the message reads `<file>: row <n>: field <name>: <problem>`."""
+    """The rule-table data is invalid: `<file>: row <n>: field <name>: <problem>`."""
 
     def __init__(self, file: str, row: int | str, field: str, problem: str) -> None:
         super().__init__(f"{file}: row {row}: field {field}: {problem}")
@@ -106,9 +118,12 @@ def load_table(
         manifest, curated.curated_version,
         {AOC_FILE: len(aoc_rows), FEE_FILE: len(fee_rows), POS_FILE: len(pos_rows)},
     )
+    from service.ruletable.policies import load_policies  # imports this module: no cycle here
+
+    policies = load_policies(files)  # ICD-10-CM, MUE, payers, dx regions (issue-4 families)
     return RuleTable(
-        version=manifest.version,
-        digest=table_digest(files),
+        version=f"{manifest.version}.{policies.version}",
+        digest=table_digest({**files, **policies.digest_inputs}),
         rules=rules,
         addons=addons,
         fee=fee,
@@ -121,6 +136,8 @@ def load_table(
             )
             for name, t in sorted(manifest.tables.items())
         ),
+        bilateral_split_payers=policies.bilateral_split_payers,
+        policies=policies,
     )
 
 
@@ -204,8 +221,15 @@ def _list_error(name: str, exc: ValidationError, *, first_row: int) -> RuleTable
     row: int | str = "-" if index is None else index + first_row
     field = _dotted(loc[1:] if index is not None else loc)
     more = exc.error_count() - 1
-    problem = error["msg"] + (f" (and {more} more problem(s))" if more else "")
+    problem = _problem(error) + (f" (and {more} more problem(s))" if more else "")
     return RuleTableError(name, row, field, problem)
+
+
+def _problem(error: ErrorDetails) -> str:
+    """Pydantic's message, without the `Value error, ` prefix our own validators get."""
+    if error["type"] == "value_error" and "error" in error.get("ctx", {}):
+        return str(error["ctx"]["error"])
+    return error["msg"]
 
 
 def _dotted(loc: Iterable[int | str]) -> str:
@@ -233,7 +257,7 @@ def _mapping_error(name: str, exc: ValidationError) -> RuleTableError:
         row = loc[1] + 1
         del loc[1]
     more = exc.error_count() - 1
-    problem = error["msg"] + (f" (and {more} more problem(s))" if more else "")
+    problem = _problem(error) + (f" (and {more} more problem(s))" if more else "")
     return RuleTableError(name, row, _dotted(loc), problem)
 
 
@@ -252,8 +276,11 @@ def _load_manifest(files: Mapping[str, bytes]) -> Manifest:
 
 
 def _check_manifest(manifest: Manifest, curated_version: int, counts: Mapping[str, int]) -> None:
-    for key, file in (("aoc", AOC_FILE), ("fee_indicators", FEE_FILE), ("place_of_service", POS_FILE)):
-        entry = manifest.tables.get(key)  # type: ignore[call-overload]
+    for key in manifest.tables:
+        if key not in TABLE_FILES:
+            raise RuleTableError(MANIFEST_FILE, 1, f"tables.{key}", "unknown table")
+    for key, file in TABLE_FILES.items():
+        entry = manifest.tables.get(key)
         if entry is None:
             raise RuleTableError(MANIFEST_FILE, 1, f"tables.{key}", "missing table")
         if entry.file != file:
@@ -271,7 +298,7 @@ def _check_manifest(manifest: Manifest, curated_version: int, counts: Mapping[st
             f"is {manifest.curated_version} but {POS_ALLOWED_FILE} has {curated_version}; "
             "re-run `claims-validator rules import` to rebuild the manifest",
         )
-    expected = compose_version(dict(manifest.tables), curated_version)
+    expected = compose_version(manifest.tables, curated_version)
     if manifest.version != expected:
         raise RuleTableError(
             MANIFEST_FILE, 1, "version", f"is {manifest.version!r}, the tables say {expected!r}"
@@ -384,7 +411,7 @@ def _compile_pos_allowed(
                 raise RuleTableError(name, row, "procedures.codes", str(exc)) from None
             # A range is notation: codes inside it that CMS does not list (e.g. 64481) are
             # skipped, but a single code and both ends of a range must exist.
-            for end in {codes[0], codes[-1]}:
+            for end in dict.fromkeys((codes[0], codes[-1])):
                 if end not in fee:
                     raise RuleTableError(
                         name, row, "procedures.codes",
@@ -438,9 +465,9 @@ def _engine_rule_ids() -> frozenset[str]:
 def _check_rule_ids(rules: Mapping[str, RuleInfo], required: Collection[str]) -> None:
     missing = sorted(set(required) - rules.keys())
     if missing:
+        more = f" (and {len(missing) - 1} more: {', '.join(missing[1:])})" if missing[1:] else ""
         raise RuleTableError(
             f"{RULES_DIR}/*.yaml", "-", "id",
-            f"no catalogue entry for rule id {missing[0]}"
-            + (f" (and {len(missing) - 1} more: {', '.join(missing[1:])})" if len(missing) > 1 else "")
-            + "; every rule the engine can emit needs one",
+            f"no catalogue entry for rule id {missing[0]}{more}; "
+            "every rule the engine can emit needs one",
         )

@@ -9,6 +9,7 @@ frozen and forbid unknown fields: a misspelt column or key is an error, not sile
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date
 from typing import Annotated, Literal
 
@@ -241,10 +242,11 @@ class Manifest(BaseModel):
 
     version: Text
     curated_version: Annotated[int, Field(ge=1, strict=True)]
-    tables: dict[Literal["aoc", "fee_indicators", "place_of_service"], ManifestTable]
+    tables: dict[str, ManifestTable]
+    """Table name (`aoc`, `fee_indicators`, `place_of_service`) -> provenance."""
 
 
-def compose_version(tables: dict[str, ManifestTable], curated_version: int) -> str:
+def compose_version(tables: Mapping[str, ManifestTable], curated_version: int) -> str:
     """`aoc-2026q2.pfs-2025jan.pos-2024.curated-1`: every source release plus the curated data."""
 
     def label(name: str) -> str:

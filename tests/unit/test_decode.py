@@ -61,17 +61,40 @@ def test_schema_breaking_claim_is_malformed_with_one_problem_per_field() -> None
     del raw["claim"]["billing_provider_npi"]  # type: ignore[attr-defined]
     decoded = decode(json.dumps(raw).encode())
     assert isinstance(decoded, Malformed)
-    paths = [path for path, _ in decoded.problems]
+    paths = [path for path, _, _ in decoded.problems]
     assert "claim.billing_provider_npi" in paths
     assert "claim.service_lines[0].units" in paths
     assert "claim.service_lines[1].service_date" in paths
+    numbered = {path: number for path, _, number in decoded.problems}
+    assert 1 == numbered["claim.service_lines[0].units"]
+    assert 2 == numbered["claim.service_lines[1].service_date"]
+    assert numbered["claim.billing_provider_npi"] is None
+
+
+def test_a_claim_whose_every_line_is_bad_reports_the_lines_not_a_missing_list() -> None:
+    decoded = decode(json.dumps(event(service_lines=[{"units": 0}])).encode())
+    assert isinstance(decoded, Malformed)
+    assert [("claim.service_lines[0].units", 1)] == [(p, n) for p, _, n in decoded.problems]
+
+
+@pytest.mark.parametrize("count", [0, 51])
+def test_line_count_outside_1_to_50_is_malformed(count: int) -> None:
+    raw = event(service_lines=[{}])
+    raw["claim"]["service_lines"] = [  # type: ignore[index]
+        {**raw["claim"]["service_lines"][0], "line_number": i + 1} for i in range(count)  # type: ignore[index]
+    ]
+    decoded = decode(json.dumps(raw).encode())
+    assert isinstance(decoded, Malformed)
+    assert [("claim.service_lines", f"a claim has 1 to 50 service lines, not {count}")] == [
+        (p, t) for p, t, _ in decoded.problems
+    ]
 
 
 def test_repeated_line_number_is_a_malformed_claim() -> None:
     raw = event(service_lines=[{"line_number": 1}, {"line_number": 1}])
     decoded = decode(json.dumps(raw).encode())
     assert isinstance(decoded, Malformed)
-    assert any("line_number 1 is repeated" in text for _, text in decoded.problems)
+    assert any("line_number 1 is repeated" in text for _, text, _ in decoded.problems)
 
 
 def test_malformed_verdict_is_flagged_and_never_echoes_values() -> None:

@@ -22,7 +22,7 @@ def test_rule_case(case: Case) -> None:
 
 
 def test_every_rule_has_a_failing_and_a_passing_case() -> None:
-    """No rule ships without a case where it fires; no family without a case where it stays quiet."""
+    """No rule ships without a case where it fires, no family without one where it stays quiet."""
     fired = {rule for case in CASES for rule, _ in case.expect}
     missing = sorted(set().union(*FAMILY_RULES.values()) - fired)
     assert missing == []

@@ -26,6 +26,7 @@ Decision points:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
@@ -62,6 +63,8 @@ _VALID: frozenset[str] = frozenset(
 """Every well-shaped modifier (about a thousand): a set hit instead of a regex per modifier."""
 
 _X_SUBSETS = ("XE", "XP", "XS", "XU")
+_CHECKED = frozenset({"50", "51", "59", "26", "TC", "RT", "LT"})
+"""Modifiers some pair or indicator rule looks at; a line with none of them is done early."""
 _NO_50 = frozenset({"0", "2", "9"})
 _SHOWN = 6
 
@@ -73,40 +76,47 @@ def is_modifier(value: str) -> bool:
     return value in _VALID
 
 
-class _Indicators:
-    """Fee-schedule indicator sets of the current rule table, rebuilt only when it changes."""
+@dataclass(frozen=True, slots=True)
+class _FeeSets:
+    """Fee-schedule indicator look-ups of one rule table, built once."""
 
-    __slots__ = ("bilateral_one", "no_50", "no_pctc", "table")
+    no_50: dict[str, str]
+    """Code -> bilateral indicator, for the indicators that forbid modifier 50 (0, 2, 9)."""
+    bilateral_one: frozenset[str]
+    no_pctc: frozenset[str]
 
-    def __init__(self) -> None:
-        self.table: RuleTable | None = None
-        self.no_50: dict[str, str] = {}
-        self.bilateral_one: frozenset[str] = frozenset()
-        self.no_pctc: frozenset[str] = frozenset()
-
-    def get(self, table: RuleTable) -> _Indicators:
-        if self.table is not table:
-            fee = table.fee
-            self.no_50 = {c: f.bilateral for c, f in fee.items() if f.bilateral in _NO_50}
-            self.bilateral_one = frozenset(c for c, f in fee.items() if f.bilateral == "1")
-            self.no_pctc = frozenset(c for c, f in fee.items() if f.pctc == "0")
-            self.table = table
-        return self
+    @classmethod
+    def build(cls, table: RuleTable) -> _FeeSets:
+        fee = table.fee
+        return cls(
+            no_50={c: f.bilateral for c, f in fee.items() if f.bilateral in _NO_50},
+            bilateral_one=frozenset(c for c, f in fee.items() if f.bilateral == "1"),
+            no_pctc=frozenset(c for c, f in fee.items() if f.pctc == "0"),
+        )
 
 
-_indicators = _Indicators()
+_fee_sets: tuple[RuleTable, _FeeSets] | None = None
+"""(table, its indicator sets), for the table seen last; swapped in as one tuple."""
+
+
+def _indicators(table: RuleTable) -> _FeeSets:
+    global _fee_sets
+    cached = _fee_sets
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    sets = _FeeSets.build(table)
+    _fee_sets = (table, sets)
+    return sets
 
 
 def check(claim: Claim, table: RuleTable) -> list[Finding]:
-    ind = _indicators.get(table)
-    split_ok = claim.payer_id in table.bilateral_split_payers
+    ind = _indicators(table)
     out: list[Finding] = []
-    sides: dict[tuple[str, date, str], list[tuple[Side, ServiceLine]]] | None = None
+    sided: list[tuple[ServiceLine, Side]] | None = None
     for line in claim.service_lines:
         mods = line.modifiers
         if not mods:
             continue
-        code = line.procedure_code
         count = len(mods)
         if count > MAX_MODIFIERS:
             out.append(_too_many(table, line))
@@ -114,8 +124,11 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
             if m not in _VALID:
                 out.append(_invalid(table, line))
                 break
-        if count > 1 and len(set(mods)) != count:
+        if count > 1 and (mods[0] == mods[1] if count == 2 else len(set(mods)) != count):
             out.append(_duplicate(table, line))
+        if _CHECKED.isdisjoint(mods):
+            continue
+        code = line.procedure_code
         if "51" in mods:
             addon = addon_index(table).get(code)
             if addon is not None and addon.is_addon_on(line.service_date):
@@ -135,24 +148,35 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
                 out.append(_fifty_nine(table, line, x))
         if ("26" in mods or "TC" in mods) and code in ind.no_pctc:
             out.append(_pctc(table, line))
-        if has_rt != has_lt and not has_50 and not split_ok and code in ind.bilateral_one:
-            side: Side = "RT" if has_rt else "LT"
-            npi = line.rendering_provider_npi or claim.rendering_provider.npi
-            key = (code, line.service_date, npi)
-            if sides is None:
-                sides = {}
-            waiting = sides.setdefault(key, [])
-            partner = next((w for w in waiting if w[0] != side), None)
-            if partner is None:
-                waiting.append((side, line))
-            else:
-                waiting.remove(partner)
-                out.append(_split(table, line, partner[1]))
+        if has_rt != has_lt and not has_50 and code in ind.bilateral_one:
+            if sided is None:
+                sided = []
+            sided.append((line, "RT" if has_rt else "LT"))
+    if sided is not None and len(sided) > 1 and claim.payer_id not in table.bilateral_split_payers:
+        out.extend(_splits(table, claim, sided))
     return out
 
 
-def _show(values: list[str]) -> str:
-    return ", ".join(repr(v if len(v) <= _SHOWN else v[:_SHOWN] + "...") for v in values)
+def _splits(table: RuleTable, claim: Claim, sided: list[tuple[ServiceLine, Side]]) -> list[Finding]:
+    """Pair RT lines with LT lines of the same code, date and practitioner, in line order."""
+    default_npi = claim.rendering_provider.npi
+    waiting: dict[tuple[str, date, str, Side], list[ServiceLine]] = {}
+    out: list[Finding] = []
+    for line, side in sided:
+        npi = line.rendering_provider_npi or default_npi
+        code, on = line.procedure_code, line.service_date
+        partners = waiting.get((code, on, npi, "LT" if side == "RT" else "RT"))
+        if partners:
+            out.append(_split(table, line, partners.pop(0)))
+        else:
+            waiting.setdefault((code, on, npi, side), []).append(line)
+    return out
+
+
+def _which(values: list[str]) -> str:
+    """`modifier '5O' is` / `modifiers '5O', 'kx' are`, each value cut to a few characters."""
+    shown = ", ".join(repr(v if len(v) <= _SHOWN else v[:_SHOWN] + "...") for v in values)
+    return f"modifiers {shown} are" if len(values) > 1 else f"modifier {shown} is"
 
 
 def _too_many(table: RuleTable, line: ServiceLine) -> Finding:
@@ -173,8 +197,8 @@ def _invalid(table: RuleTable, line: ServiceLine) -> Finding:
     return finding(
         table,
         "MODIFIER_INVALID",
-        f"Line {line.line_number}: modifier {_show(bad)} is not a valid modifier{hint}; a "
-        "modifier is two upper-case characters, such as 50, RT or KX.",
+        f"Line {line.line_number}: {_which(bad)} not valid{hint}; a modifier is two upper-case "
+        "characters, such as 50, RT or KX.",
         line,
     )
 
@@ -197,8 +221,8 @@ def _duplicate(table: RuleTable, line: ServiceLine) -> Finding:
     return finding(
         table,
         "MODIFIER_DUPLICATE",
-        f"Line {line.line_number}: modifier {_show(repeated)} appears more than once; list each "
-        "modifier once.",
+        f"Line {line.line_number}: {_which(repeated)} repeated on the line; list each modifier "
+        "once.",
         line,
     )
 

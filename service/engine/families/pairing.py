@@ -28,8 +28,10 @@ Decision points:
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from service.engine.families.procedure_codes import is_procedure_code
 from service.engine.findings import finding
@@ -40,6 +42,7 @@ __all__ = ["RULE_IDS", "Addon", "addon_index", "check"]
 
 RULE_IDS: frozenset[str] = frozenset({"ADDON_WITHOUT_PRIMARY", "ADDON_PRIMARY_UNLISTED"})
 
+_DAY = timedelta(days=1)
 _LISTED_SHOWN = 6
 """At most this many listed primaries are named in a message."""
 
@@ -57,6 +60,10 @@ class Addon:
     """Windows in which some edit row is in effect (pairing effective .. pairing deleted)."""
     primaries: dict[str, tuple[tuple[date, date], ...]]
     """Primary -> windows in which that primary counts (pairing and primary code both in effect)."""
+    eras: tuple[date, ...]
+    """Dates on which the set of listed primaries changes, ascending."""
+    era_texts: tuple[str, ...]
+    """Message text naming the primaries in effect from each era's date (prepared once)."""
 
     @classmethod
     def compile(cls, addon: AddonCode) -> Addon:
@@ -67,6 +74,11 @@ class Addon:
             spans.append((p.effective, pair_end))
             end = min(pair_end, p.primary_deleted or date.max)
             primaries.setdefault(p.primary, []).append((p.effective, end))
+        ordered = sorted(primaries)
+        eras = sorted(
+            {start for ws in primaries.values() for start, _ in ws}
+            | {end + _DAY for ws in primaries.values() for _, end in ws if end < date.max}
+        )
         return cls(
             code=addon.code,
             edit_type=addon.edit_type,
@@ -74,6 +86,11 @@ class Addon:
             contractor=addon.contractor_defined,
             spans=tuple(spans),
             primaries={k: tuple(v) for k, v in primaries.items()},
+            eras=tuple(eras),
+            era_texts=tuple(
+                _name_primaries([p for p in ordered if any(s <= on <= e for s, e in primaries[p])])
+                for on in eras
+            ),
         )
 
     def is_addon_on(self, on: date) -> bool:
@@ -97,142 +114,158 @@ class Addon:
                 return True
         return False
 
-    def listed_on(self, on: date) -> list[str]:
-        return sorted(p for p in self.primaries if self.lists(p, on))
+    def listed_text(self, on: date) -> str:
+        """The listed primaries in effect on `on`, as message text ('' when there are none)."""
+        era = bisect_right(self.eras, on) - 1
+        return self.era_texts[era] if era >= 0 else ""
 
 
-class _AddonIndex:
-    """Compiled add-ons of the current rule table; rebuilt only when the table changes."""
-
-    __slots__ = ("addons", "table")
-
-    def __init__(self) -> None:
-        self.table: RuleTable | None = None
-        self.addons: dict[str, Addon] = {}
-
-    def get(self, table: RuleTable) -> dict[str, Addon]:
-        if self.table is not table:
-            self.addons = {code: Addon.compile(a) for code, a in table.addons.items()}
-            self.table = table
-        return self.addons
+def _name_primaries(codes: Sequence[str]) -> str:
+    shown = ", ".join(codes[:_LISTED_SHOWN])
+    more = len(codes) - _LISTED_SHOWN
+    return shown + (f" or one of {more} more" if more > 0 else "")
 
 
-_index = _AddonIndex()
+_index: tuple[RuleTable, dict[str, Addon]] | None = None
+"""(table, its compiled add-ons), for the table seen last."""
 
 
 def addon_index(table: RuleTable) -> dict[str, Addon]:
-    """Add-on code -> compiled `Addon` for `table` (shared with the modifiers family)."""
-    return _index.get(table)
+    """Add-on code -> compiled `Addon` for `table` (shared with the modifiers family).
+
+    Compiled once per rule table and swapped in as one tuple, so a reader never pairs one table
+    with another table's add-ons (the service holds one table per process).
+    """
+    global _index
+    cached = _index
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    addons = {code: Addon.compile(a) for code, a in table.addons.items()}
+    _index = (table, addons)
+    return addons
 
 
 def check(claim: Claim, table: RuleTable) -> list[Finding]:
-    addons = _index.get(table)
+    addons = addon_index(table)
     lines = claim.service_lines
     for line in lines:
         if line.procedure_code in addons:
             break
     else:
         return []
+    if _all_directly_supported(claim, lines, addons):
+        return []
     return _judge(claim, lines, addons, table)
+
+
+def _all_directly_supported(
+    claim: Claim, lines: tuple[ServiceLine, ...], addons: dict[str, Addon]
+) -> bool:
+    """Fast path: every add-on line has a listed primary that is not an add-on itself.
+
+    Such a claim has no pairing finding whatever the rest of the fixpoint would say, and it is by
+    far the common case (64490 + 64491), so it is decided without building per-line tables.
+    """
+    default_npi = claim.rendering_provider.npi
+    for line in lines:
+        a = addons.get(line.procedure_code)
+        if a is None:
+            continue
+        on = line.service_date
+        if not a.is_addon_on(on):
+            continue
+        npi = line.rendering_provider_npi or default_npi
+        for other in lines:
+            if other is line or other.service_date != on:
+                continue
+            code = other.procedure_code
+            if not a.lists(code, on) or (other.rendering_provider_npi or default_npi) != npi:
+                continue
+            primary_addon = addons.get(code)
+            if primary_addon is None or not primary_addon.is_addon_on(on):
+                break
+        else:
+            return False
+    return True
 
 
 def _judge(
     claim: Claim, lines: tuple[ServiceLine, ...], addons: dict[str, Addon], table: RuleTable
 ) -> list[Finding]:
     default_npi = claim.rendering_provider.npi
-    n = len(lines)
-    codes = [line.procedure_code for line in lines]
-    keys = [(line.service_date, line.rendering_provider_npi or default_npi) for line in lines]
+    npis = [line.rendering_provider_npi or default_npi for line in lines]
     active: list[Addon | None] = []
     for line in lines:
         a = addons.get(line.procedure_code)
         active.append(a if a is not None and a.is_addon_on(line.service_date) else None)
-    pending = [i for i in range(n) if active[i] is not None]
-    if not pending:
-        return []
     # ok[j]: line j may serve as a primary. Non-add-on lines may; add-ons once supported.
     ok = [a is None for a in active]
-    unlisted: dict[int, int] = {}  # add-on line -> the other procedure it was accepted with
-
-    while pending:
-        progressed = False
-        for i in list(pending):
-            a = active[i]
-            assert a is not None
-            if _listed_support(i, a, codes, keys, ok) is not None:
-                ok[i] = True
-                pending.remove(i)
-                progressed = True
-        if progressed:
+    # Per add-on line: same date and practitioner lines that are listed primaries on that date,
+    # and (Type 2/3 only) the other procedures that could be contractor-defined primaries.
+    todo: list[tuple[int, list[int], list[int]]] = []
+    for i, a in enumerate(active):
+        if a is None:
             continue
-        for i in list(pending):
-            a = active[i]
-            assert a is not None
-            if a.edit_type == 1:
+        on, npi = lines[i].service_date, npis[i]
+        listed: list[int] = []
+        others: list[int] = []
+        for j, other in enumerate(lines):
+            if j == i or other.service_date != on or npis[j] != npi:
                 continue
-            other = _other_procedure(i, codes, keys, ok)
-            if other is not None:
-                ok[i] = True
-                unlisted[i] = other
-                pending.remove(i)
-                progressed = True
-        if not progressed:
+            code = other.procedure_code
+            if a.lists(code, on):
+                listed.append(j)
+            elif a.edit_type != 1 and is_procedure_code(code):
+                others.append(j)
+        todo.append((i, listed, others))
+    candidates = {i: listed for i, listed, _ in todo}
+
+    # Least fixpoint: listed primaries first; contractor-defined ones only when nothing moves.
+    unlisted: dict[int, int] = {}  # add-on line -> the other procedure it was accepted with
+    while todo:
+        waiting = [t for t in todo if not _any_ok(t[1], ok)]
+        if len(waiting) < len(todo):
+            for t in todo:
+                if t not in waiting:
+                    ok[t[0]] = True
+            todo = waiting
+            continue
+        for i, _, others in todo:
+            for j in others:
+                if ok[j]:
+                    ok[i] = True
+                    unlisted[i] = j
+                    break
+        todo = [t for t in todo if not ok[t[0]]]
+        if len(todo) == len(waiting):
             break
 
     out: list[Finding] = []
-    for i in range(n):
-        a = active[i]
+    for i, a in enumerate(active):
         if a is None:
             continue
-        line = lines[i]
         if not ok[i]:
-            out.append(finding(table, "ADDON_WITHOUT_PRIMARY", _no_primary(i, a, lines, keys,
-                                                                          ok), line))
-        elif i in unlisted and _listed_support(i, a, codes, keys, ok) is None:
-            out.append(
-                finding(table, "ADDON_PRIMARY_UNLISTED", _unlisted(i, a, lines, unlisted[i]), line)
-            )
+            message = _no_primary(i, a, lines, npis, ok)
+            out.append(finding(table, "ADDON_WITHOUT_PRIMARY", message, lines[i]))
+        elif i in unlisted and not _any_ok(candidates[i], ok):
+            message = _unlisted(i, a, lines, unlisted[i])
+            out.append(finding(table, "ADDON_PRIMARY_UNLISTED", message, lines[i]))
     return out
 
 
-def _listed_support(
-    i: int, a: Addon, codes: list[str], keys: list[tuple[date, str]], ok: list[bool]
-) -> int | None:
-    """The first line that is a supported, listed primary of add-on line `i`, if any."""
-    key = keys[i]
-    on = key[0]
-    for j, code in enumerate(codes):
-        if j != i and ok[j] and keys[j] == key and a.lists(code, on):
-            return j
-    return None
-
-
-def _other_procedure(
-    i: int, codes: list[str], keys: list[tuple[date, str]], ok: list[bool]
-) -> int | None:
-    """The first other supported procedure of the same practitioner and date, if any."""
-    key = keys[i]
-    for j, code in enumerate(codes):
-        if j != i and ok[j] and keys[j] == key and is_procedure_code(code):
-            return j
-    return None
-
-
-def _listed_text(a: Addon, on: date) -> str:
-    listed = a.listed_on(on)
-    if not listed:
-        return ""
-    shown = ", ".join(listed[:_LISTED_SHOWN])
-    more = len(listed) - _LISTED_SHOWN
-    return shown + (f" or one of {more} more" if more > 0 else "")
+def _any_ok(lines: list[int], ok: list[bool]) -> bool:
+    for j in lines:  # noqa: SIM110 - a loop allocates no generator
+        if ok[j]:
+            return True
+    return False
 
 
 def _no_primary(
-    i: int, a: Addon, lines: tuple[ServiceLine, ...], keys: list[tuple[date, str]], ok: list[bool]
+    i: int, a: Addon, lines: tuple[ServiceLine, ...], npis: list[str], ok: list[bool]
 ) -> str:
-    on, npi = keys[i]
     line = lines[i]
-    listed = _listed_text(a, on)
+    on, npi = line.service_date, npis[i]
+    listed = a.listed_text(on)
     if listed and a.edit_type == 1:
         fix = f"bill a listed primary ({listed})"
     elif listed:
@@ -241,36 +274,44 @@ def _no_primary(
         fix = "bill the primary procedure it adds to (the payer defines which are accepted)"
     return (
         f"Line {line.line_number}: add-on {a.code} has no primary on this claim for {on} by "
-        f"practitioner {npi}{_why(i, a, lines, keys, ok)}; {fix} on the same date by the same "
+        f"practitioner {npi}{_why(i, a, lines, npis, ok)}; {fix} on the same date by the same "
         "practitioner, or remove the add-on."
     )
 
 
-def _why(
-    i: int, a: Addon, lines: tuple[ServiceLine, ...], keys: list[tuple[date, str]], ok: list[bool]
-) -> str:
+def _why(i: int, a: Addon, lines: tuple[ServiceLine, ...], npis: list[str], ok: list[bool]) -> str:
     """Why the nearest candidate primary on the claim does not count, when there is one."""
-    on, npi = keys[i]
+    on, npi = lines[i].service_date, npis[i]
     for j, other in enumerate(lines):
         code = other.procedure_code
         if j == i or code not in a.primaries:
             continue
         where = f"{code} on line {other.line_number}"
-        other_on, other_npi = keys[j]
+        other_on, other_npi = other.service_date, npis[j]
         if other_on != on:
             return f" ({where} is dated {other_on})"
         if other_npi != npi:
             return f" ({where} is by practitioner {other_npi})"
         if not a.lists(code, on):
-            return f" ({where} is not a listed primary of {a.code} on {on})"
+            return f" ({where} {_window_text(a, code, on)})"
         if not ok[j]:
             return f" ({where} is itself an add-on without its primary)"
     return ""
 
 
+def _window_text(a: Addon, primary: str, on: date) -> str:
+    """Why a listed primary does not count on `on`: not yet, or no longer, in effect."""
+    windows = a.primaries[primary]
+    later = [start for start, _ in windows if start > on]
+    if later:
+        return f"counts as a primary of {a.code} only from {min(later)}"
+    ended = max(end for _, end in windows)
+    return f"stopped counting as a primary of {a.code} after {ended}"
+
+
 def _unlisted(i: int, a: Addon, lines: tuple[ServiceLine, ...], j: int) -> str:
     line, other = lines[i], lines[j]
-    listed = _listed_text(a, line.service_date)
+    listed = a.listed_text(line.service_date)
     which = f"listed: {listed}" if listed else "CMS lists none"
     return (
         f"Line {line.line_number}: add-on {a.code} (AOC Type {a.edit_type}) is billed with "

@@ -6,7 +6,9 @@ curated places of service, not every valid CPT/HCPCS code, so "unknown to the ta
 for a zero, a modifier glued on, lower case), so it is an error the biller can fix at once.
 
 Accepted shapes (decision points):
-- CPT Category I: five digits (`64490`, `99213`, `01991`).
+- CPT Category I: five digits (`64490`, `99213`, `01991`), and the Category I codes that end in a
+  letter: `A` (vaccine administration, `0001A`) and `M` (MAAA administrative codes, `0002M`).
+  These two are wider than "4 digits + F/T/U": rejecting a real CPT code would be a false error.
 - CPT Category II / III / PLA: four digits and `F`, `T` or `U` (`0001F`, `0213T`, `0001U`).
 - HCPCS Level II: a letter `A`-`V` then four digits (`G0500`, `J1040`).
 - Exactly as sent: lower case (`g0500`) and embedded modifiers (`64490-50`) are invalid, because
@@ -29,9 +31,9 @@ __all__ = ["RULE_IDS", "check", "is_procedure_code"]
 
 RULE_IDS: frozenset[str] = frozenset({"PROCEDURE_CODE_INVALID"})
 
-_SHAPE = re.compile(r"[0-9]{5}|[0-9]{4}[FTU]|[A-V][0-9]{4}")
+_SHAPE = re.compile(r"[0-9]{5}|[0-9]{4}[AFMTU]|[A-V][0-9]{4}")
 _is_shaped = _SHAPE.fullmatch
-_SHOWN = 12
+_SHOWN = 8
 """At most this many characters of a bad code are echoed in a message."""
 
 
@@ -40,31 +42,28 @@ def is_procedure_code(code: str) -> bool:
     return _is_shaped(code) is not None
 
 
-class _KnownCodes:
-    """Codes the table names that have a valid shape: a set hit is cheaper than a regex match.
+_known: tuple[RuleTable, frozenset[str]] | None = None
+"""(table, codes it names that have a valid shape), for the table seen last."""
 
-    Built once per rule table (the engine sees one table per process; a new table replaces it).
+
+def _known_codes(table: RuleTable) -> frozenset[str]:
+    """Codes the table names with a valid shape: a set hit is cheaper than a regex match.
+
+    Built once per rule table and swapped in as one tuple, so a reader never pairs one table
+    with another table's set (the service holds one table per process).
     """
-
-    __slots__ = ("codes", "table")
-
-    def __init__(self) -> None:
-        self.table: RuleTable | None = None
-        self.codes: frozenset[str] = frozenset()
-
-    def get(self, table: RuleTable) -> frozenset[str]:
-        if self.table is not table:
-            names = {*table.fee, *table.addons, *table.pos_allowed}
-            self.codes = frozenset(c for c in names if is_procedure_code(c))
-            self.table = table
-        return self.codes
-
-
-_known = _KnownCodes()
+    global _known
+    cached = _known
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    names = {*table.fee, *table.addons, *table.pos_allowed}
+    codes = frozenset(c for c in names if is_procedure_code(c))
+    _known = (table, codes)
+    return codes
 
 
 def check(claim: Claim, table: RuleTable) -> list[Finding]:
-    known = _known.get(table)
+    known = _known_codes(table)
     out: list[Finding] = []
     for line in claim.service_lines:
         code = line.procedure_code
@@ -75,8 +74,8 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
                 table,
                 "PROCEDURE_CODE_INVALID",
                 f"Line {line.line_number}: procedure code {_show(code)} is not a CPT or HCPCS "
-                f"code{_hint(code)}; enter the five-character code (5 digits, 4 digits + F/T/U, "
-                "or a letter A-V + 4 digits) and put modifiers in the modifier fields.",
+                f"code{_hint(code)}; enter the five-character code (5 digits, 4 digits + a letter "
+                "A/F/M/T/U, or a letter A-V + 4 digits) and put modifiers in the modifier fields.",
                 line,
             )
         )

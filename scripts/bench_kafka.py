@@ -1,0 +1,464 @@
+"""Kafka benchmark of the real service: throughput, pass-through ratio, latency, memory.
+
+One run, against the broker in BENCH_BOOTSTRAP (else CLAIMS_TEST_BOOTSTRAP, else the local
+broker of scripts/kafka-local.sh on 127.0.0.1:19092):
+
+1. creates fresh 3-partition topics and loads N realistic 3-line claims (a share flagged);
+2. runs the real service (`python -m service serve`, a subprocess, so its RSS is in /proc)
+   over them and measures claims/s from the first to the last verdict (verdict record
+   timestamps, set by the service's producer), then checks every claim got a verdict;
+3. runs a pass-through consumer over the same records: the same FastStream batch subscriber,
+   ack policy and `BatchPublisher`/producer, republishing each record unchanged without
+   validating; prints service / pass-through;
+4. runs the service on a fresh topic fed at a steady 1,000 claims/s for ~20 s and reports
+   p50/p99 from each input record's timestamp to its verdict's arrival at a consumer;
+5. reports the service's peak RSS (VmHWM) over both service runs.
+
+Usage: python scripts/bench_kafka.py [--claims 200000] [--repeat 3] [--latency-seconds 20]
+Prints a table per run (and of medians with --repeat) and one JSON document at the end.
+Internal: `python scripts/bench_kafka.py passthrough` is the pass-through consumer process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+REPO = Path(__file__).resolve().parent.parent
+PARTITIONS = 3
+PAYERS = ("MEDICARE", "AETNA", "BCBS", "CIGNA", "UHC")
+# (code, modifiers) per line; the third and fourth variants are flagged by the shipped table.
+VARIANTS: tuple[tuple[tuple[str, tuple[str, ...]], ...], ...] = (
+    (("64490", ()), ("64491", ()), ("99213", ("25",))),
+    (("64493", ("RT",)), ("64494", ("RT",)), ("99213", ("25",))),
+    (("64490", ()), ("64491", ()), ("64492", ())),
+    (("64491", ()), ("64492", ()), ("99213", ("25",))),  # add-ons without their primary
+    (("64490", ()), ("64491", ()), ("99213", ("25",))),
+)
+
+
+def bootstrap() -> str:
+    return (
+        os.environ.get("BENCH_BOOTSTRAP")
+        or os.environ.get("CLAIMS_TEST_BOOTSTRAP")
+        or "127.0.0.1:19092"
+    )
+
+
+def claim_event(i: int, run: str) -> bytes:
+    lines = VARIANTS[i % len(VARIANTS)]
+    return orjson.dumps(
+        {
+            "event_id": f"{run}-evt-{i:08d}",
+            "event_type": "claim.submitted",
+            "schema_version": 1,
+            "occurred_at": "2026-03-05T15:02:11Z",
+            "claim": {
+                "claim_id": f"{run}-CLM-{i:08d}",
+                "payer_id": PAYERS[i % len(PAYERS)],
+                "patient": {"member_id": f"M{i:09d}", "birth_date": "1951-07-14"},
+                "billing_provider_npi": "1234567893",
+                "rendering_provider": {"npi": "1234567893", "taxonomy_code": "208VP0014X"},
+                "diagnosis_codes": ["M47.812", "M54.2"],
+                "service_lines": [
+                    {
+                        "line_number": n,
+                        "procedure_code": code,
+                        "modifiers": list(mods),
+                        "units": 1,
+                        "place_of_service": "11",
+                        "service_date": "2026-03-04",
+                        "diagnosis_pointers": [1, 2],
+                        "charge_amount": "425.00",
+                    }
+                    for n, (code, mods) in enumerate(lines, 1)
+                ],
+            },
+        }
+    )
+
+
+# ------------------------------------------------------------------ Kafka helpers ----
+
+
+async def create_topics(names: Sequence[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(n, num_partitions=PARTITIONS, replication_factor=1) for n in names]
+        )
+    finally:
+        await admin.close()
+
+
+async def delete_topics(names: Sequence[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
+    await admin.start()
+    try:
+        await admin.delete_topics(list(names))
+    except Exception as exc:  # best effort: a left-over topic only costs disk
+        print(f"(could not delete bench topics: {type(exc).__name__})", file=sys.stderr)
+    finally:
+        await admin.close()
+
+
+async def load(topic: str, count: int, run: str) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap(), linger_ms=5, max_batch_size=262_144, acks=1
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        pending = []
+        for i in range(count):
+            key = f"{run}-CLM-{i:08d}".encode()
+            pending.append(await producer.send(topic, claim_event(i, run), key=key))
+            if len(pending) >= 5_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def end_offsets_total(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> int:
+    tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+    ends = await consumer.end_offsets(tps)
+    return int(sum(ends.values()))
+
+
+async def wait_for_records(topics: Sequence[str], expected: int, timeout_s: float) -> None:
+    """Poll end offsets (cheap for the broker and for this process) until `expected` arrived."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap())
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while (total := await end_offsets_total(consumer, topics)) < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{total} of {expected} records on {list(topics)}")
+            await asyncio.sleep(0.5)
+    finally:
+        await consumer.stop()
+
+
+async def read_all(topics: Sequence[str]) -> list[tuple[str, bytes | None, int]]:
+    """(topic, key, timestamp) of every record on `topics`, read after the measurement."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap(), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[tuple[str, bytes | None, int]] = []
+        while any(await consumer.position(tp) < ends[tp] for tp in tps):
+            batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
+            for records in batch.values():
+                out.extend((r.topic, r.key, r.timestamp) for r in records)
+        return out
+    finally:
+        await consumer.stop()
+
+
+# ------------------------------------------------------------------ processes ----
+
+
+def service_env(topics: dict[str, str], group: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_")}
+    env.update(
+        {
+            "CLAIMS_KAFKA__BOOTSTRAP_SERVERS": bootstrap(),
+            "CLAIMS_TOPICS__SUBMITTED": topics["submitted"],
+            "CLAIMS_TOPICS__ACCEPTED": topics["accepted"],
+            "CLAIMS_TOPICS__FLAGGED": topics["flagged"],
+            "CLAIMS_TOPICS__DEAD_LETTER": topics["dead_letter"],
+            "CLAIMS_CONSUMER__GROUP_ID": group,
+            "CLAIMS_LOG__FORMAT": "json",
+            "PYTHONPATH": str(REPO),
+        }
+    )
+    return env
+
+
+def spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    log = log_path.open("wb")
+    return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=timeout_s)
+
+
+async def throughput(
+    args: list[str], env: dict[str, str], outputs: Sequence[str], expected: int, log: Path
+) -> tuple[float, float, int]:
+    """(records/s first->last output timestamp, peak RSS MB, output count)."""
+    proc = spawn(args, env, log)
+    try:
+        await wait_for_records(outputs, expected, timeout_s=600)
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        code = stop(proc)
+    if code != 0:
+        raise RuntimeError(f"{args[-1]} exited {code}; see {log}")
+    records = await read_all(outputs)
+    stamps = [ts for _, _, ts in records]
+    span_s = (max(stamps) - min(stamps)) / 1000
+    return len(records) / span_s, rss, len(records)
+
+
+async def latency(
+    topics: dict[str, str], env: dict[str, str], rate: int, seconds: float, log: Path, run: str
+) -> tuple[float, float, float, int]:
+    """(p50 ms, p99 ms, peak RSS MB, claims): input timestamp -> verdict arrival."""
+    outputs = [topics["accepted"], topics["flagged"], topics["dead_letter"]]
+    proc = spawn([sys.executable, "-m", "service", "serve"], env, log)
+    consumer = AIOKafkaConsumer(
+        *outputs, bootstrap_servers=bootstrap(), auto_offset_reset="latest",
+        group_id=f"bench-{run}-latency-reader", fetch_max_wait_ms=50,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(), linger_ms=0, acks=1)
+    await consumer.start()
+    await producer.start()
+    sent: dict[bytes, int] = {}
+    arrived: dict[bytes, float] = {}
+
+    async def read() -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=100)
+            now_ms = time.time() * 1000
+            for records in batch.values():
+                for r in records:
+                    arrived.setdefault(r.key, now_ms)
+
+    reader = asyncio.create_task(read())
+    try:
+        # Warm-up: until the service has joined its group and answers.
+        warm = 0
+        deadline = time.monotonic() + 60
+        while not any(k.startswith(b"warm-") for k in arrived):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the service did not answer the warm-up claims")
+            key = f"warm-{warm}".encode()
+            await producer.send(topics["submitted"], claim_event(warm, "warm"), key=key)
+            warm += 1
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1)
+        count = int(rate * seconds)
+        tick = 0.01
+        per_tick = max(1, round(rate * tick))
+        start = time.perf_counter()
+        i = 0
+        while i < count:
+            target = start + (i / rate)
+            delay = target - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            for _ in range(min(per_tick, count - i)):
+                key = f"{run}-CLM-{i:08d}".encode()
+                ts = int(time.time() * 1000)
+                sent[key] = ts
+                await producer.send(
+                    topics["submitted"], claim_event(i, run), key=key, timestamp_ms=ts
+                )
+                i += 1
+        deadline = time.monotonic() + 30
+        while any(k not in arrived for k in sent):
+            if time.monotonic() > deadline:
+                missing = sum(k not in arrived for k in sent)
+                raise TimeoutError(f"{missing} claims got no verdict")
+            await asyncio.sleep(0.1)
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        reader.cancel()
+        await producer.stop()
+        await consumer.stop()
+        code = stop(proc)
+    if code != 0:
+        raise RuntimeError(f"service exited {code}; see {log}")
+    lat = sorted(arrived[k] - ts for k, ts in sent.items())
+    p50 = statistics.median(lat)
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    return p50, p99, rss, len(sent)
+
+
+# ------------------------------------------------------------------ one run ----
+
+
+async def one_run(claims: int, latency_s: float, workdir: Path) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:8]
+    base = f"bench-{run}"
+    topics = {
+        "submitted": f"{base}.submitted",
+        "accepted": f"{base}.accepted",
+        "flagged": f"{base}.flagged",
+        "dead_letter": f"{base}.dead-letter",
+    }
+    passthrough_out = f"{base}.passthrough"
+    lat_topics = {k: v.replace(base, f"{base}-lat") for k, v in topics.items()}
+    all_topics = [*topics.values(), passthrough_out, *lat_topics.values()]
+    await create_topics(all_topics)
+    try:
+        load_s = await load(topics["submitted"], claims, run)
+        print(f"[{run}] loaded {claims} claims in {load_s:.1f} s", file=sys.stderr)
+
+        outputs = [topics["accepted"], topics["flagged"], topics["dead_letter"]]
+        svc_rate, svc_rss, verdicts = await throughput(
+            [sys.executable, "-m", "service", "serve"],
+            service_env(topics, f"{base}-service"),
+            outputs,
+            claims,
+            workdir / f"{run}-service.log",
+        )
+        if verdicts < claims:
+            raise RuntimeError(f"only {verdicts} verdicts for {claims} claims")
+        print(f"[{run}] service: {svc_rate:,.0f} claims/s", file=sys.stderr)
+
+        pt_env = service_env(topics, f"{base}-passthrough")
+        pt_env["BENCH_PASSTHROUGH_TOPIC"] = passthrough_out
+        pt_rate, _, _ = await throughput(
+            [sys.executable, str(Path(__file__).resolve()), "passthrough"],
+            pt_env,
+            [passthrough_out],
+            claims,
+            workdir / f"{run}-passthrough.log",
+        )
+        print(f"[{run}] pass-through: {pt_rate:,.0f} records/s", file=sys.stderr)
+
+        p50, p99, lat_rss, lat_claims = await latency(
+            lat_topics,
+            service_env(lat_topics, f"{base}-lat-service"),
+            rate=1_000,
+            seconds=latency_s,
+            log=workdir / f"{run}-latency.log",
+            run=run,
+        )
+        print(f"[{run}] latency p50 {p50:.1f} ms, p99 {p99:.1f} ms", file=sys.stderr)
+    finally:
+        await delete_topics(all_topics)
+    return {
+        "run": run,
+        "claims": claims,
+        "verdicts": verdicts,
+        "service_claims_per_s": round(svc_rate),
+        "passthrough_records_per_s": round(pt_rate),
+        "ratio": round(svc_rate / pt_rate, 3),
+        "latency_rate_per_s": 1_000,
+        "latency_claims": lat_claims,
+        "latency_p50_ms": round(p50, 1),
+        "latency_p99_ms": round(p99, 1),
+        "service_peak_rss_mb": round(max(svc_rss, lat_rss), 1),
+    }
+
+
+ROWS = (
+    ("service_claims_per_s", "service claims/s (first->last verdict)", ">= 20,000"),
+    ("passthrough_records_per_s", "pass-through records/s", ""),
+    ("ratio", "service / pass-through", ">= 0.80"),
+    ("latency_p50_ms", "p50 ms at 1,000 claims/s", ""),
+    ("latency_p99_ms", "p99 ms at 1,000 claims/s", "<= 100"),
+    ("service_peak_rss_mb", "service peak RSS MB", "<= 250"),
+)
+
+
+def table(title: str, result: dict[str, Any]) -> str:
+    lines = [title, f"  {'measure':<40} {'value':>12}  target"]
+    for key, label, target in ROWS:
+        value = result[key]
+        shown = f"{value:,.3f}" if key == "ratio" else f"{value:,}"
+        lines.append(f"  {label:<40} {shown:>12}  {target}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--claims", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
+    print(f"broker {bootstrap()}, logs in {workdir}", file=sys.stderr)
+    results = [
+        asyncio.run(one_run(args.claims, args.latency_seconds, workdir))
+        for _ in range(args.repeat)
+    ]
+    for r in results:
+        print(table(f"run {r['run']} ({r['claims']:,} claims)", r))
+    summary: dict[str, Any] = {"broker": bootstrap(), "runs": results}
+    if len(results) > 1:
+        medians = {
+            key: statistics.median(r[key] for r in results) for key, _, _ in ROWS
+        }
+        summary["median"] = medians
+        print(table(f"median of {len(results)} runs", medians))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+# ------------------------------------------------------------------ pass-through ----
+
+
+def passthrough() -> int:
+    """The pass-through consumer: the service's subscriber, ack policy and publisher, no rules."""
+    from faststream import FastStream
+
+    from service.app import ProducerSlot, build_broker, serve
+    from service.handlers import register_handlers
+    from service.logs import configure_logging
+    from service.publishing import BatchPublisher
+    from service.routing import InputRecord, OutRecord
+    from service.settings import load_settings
+
+    out_topic = os.environ.pop("BENCH_PASSTHROUGH_TOPIC")
+    settings = load_settings()
+    configure_logging(settings)
+    broker = build_broker(settings)
+    slot = ProducerSlot(settings, None)
+    publisher = BatchPublisher(
+        slot,
+        initial_backoff_s=settings.publish.retry_initial_s,
+        max_backoff_s=settings.publish.retry_max_s,
+    )
+
+    async def republish(records: Sequence[InputRecord]) -> None:
+        await publisher.publish(
+            [OutRecord(out_topic, r.key, r.value, tuple(r.headers)) for r in records]
+        )
+
+    register_handlers(broker, settings, republish)
+    app = FastStream(broker, on_startup=[slot.start], after_shutdown=[slot.stop])
+    return asyncio.run(serve(app, settings))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["passthrough"]:
+        raise SystemExit(passthrough())
+    raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""Composition root of the Kafka service: `create_app()` builds it, `run()` serves it.
+
+Nothing happens at import. `create_app(settings, table, producer)` wires the FastStream app:
+a KafkaBroker with one batch subscriber (`service.handlers`), the verdict producer (created at
+start-up in the running loop, or the one handed in by a test), and start/stop hooks.
+`run(settings)` is what `claims-validator serve` calls: it configures logging, serves until
+SIGTERM/SIGINT, drains the batch in flight and returns the process exit code.
+
+Shutdown is bounded by `settings.shutdown_timeout_s`: the batch in flight gets up to 60% of
+it to publish and commit (FastStream's graceful timeout), the rest closes the clients. If the
+bound is hit, the uncommitted batch is simply consumed again after the restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Final
+
+import structlog
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+
+from service.handlers import ClaimsHandler, register_handlers
+from service.logs import configure_logging, framework_logger
+from service.publishing import BatchPublisher, Producer, build_producer
+from service.routing import Topics
+from service.ruletable.compiled import RuleTable
+from service.settings import Settings, load_settings
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_SHUTDOWN_TIMEOUT",
+    "EXIT_STARTUP_FAILED",
+    "ProducerSlot",
+    "build_broker",
+    "create_app",
+    "run",
+    "serve",
+]
+
+EXIT_OK: Final = 0
+EXIT_STARTUP_FAILED: Final = 1
+"""The broker could not be reached (or refused us) at start-up."""
+EXIT_SHUTDOWN_TIMEOUT: Final = 4
+"""Shutdown overran its bound; nothing is lost (the batch in flight was not committed)."""
+
+GRACEFUL_SHARE: Final = 0.6
+"""Share of the shutdown bound the batch in flight may use to finish and commit."""
+
+log = structlog.get_logger("claims_validator.app")
+
+
+class ProducerSlot:
+    """Owns the verdict producer: built and started before the consumer, stopped after it."""
+
+    def __init__(self, settings: Settings, given: Producer | None) -> None:
+        self._settings = settings
+        self._given = given
+        self._producer: Producer | None = None
+
+    def __call__(self) -> Producer:
+        if self._producer is None:
+            raise RuntimeError("the verdict producer is not started")
+        return self._producer
+
+    async def start(self) -> None:
+        producer = self._given if self._given is not None else build_producer(self._settings)
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+
+def build_broker(settings: Settings) -> KafkaBroker:
+    """The FastStream broker (consumer side) with the service's connection and logging."""
+    return KafkaBroker(
+        settings.kafka.servers,
+        client_id=settings.kafka.client_id,
+        request_timeout_ms=settings.kafka.request_timeout_ms,
+        security=settings.kafka.security(),
+        graceful_timeout=settings.shutdown_timeout_s * GRACEFUL_SHARE,
+        logger=framework_logger(),
+        # FastStream's per-batch "Received"/"Processed" lines: our verdict lines say more.
+        log_level=logging.DEBUG,
+        # Handlers take raw records; see service.handlers._raw_records.
+        apply_types=False,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    table: RuleTable | None = None,
+    producer: Producer | None = None,
+) -> FastStream:
+    """The FastStream app; `table` defaults to the shipped rule table, `producer` to an
+    idempotent aiokafka producer built from `settings` at start-up."""
+    if settings is None:
+        settings = load_settings()
+    if table is None:
+        from service.ruletable.load import default_table
+
+        table = default_table()
+
+    broker = build_broker(settings)
+    slot = ProducerSlot(settings, producer)
+    publisher = BatchPublisher(
+        slot,
+        initial_backoff_s=settings.publish.retry_initial_s,
+        max_backoff_s=settings.publish.retry_max_s,
+    )
+    topics = Topics(
+        accepted=settings.topics.accepted,
+        flagged=settings.topics.flagged,
+        dead_letter=settings.topics.dead_letter,
+        group_id=settings.consumer.group_id,
+    )
+    register_handlers(broker, settings, ClaimsHandler(table, topics, publisher))
+
+    def started() -> None:
+        log.info(
+            "service_started",
+            rule_table_version=table.version,
+            rule_table_digest=table.digest,
+            topics=settings.topics.model_dump(),
+            group_id=settings.consumer.group_id,
+            bootstrap_servers=settings.kafka.servers,
+            batch_size=settings.consumer.batch_size,
+        )
+
+    return FastStream(
+        broker,
+        logger=framework_logger(),
+        on_startup=[slot.start],
+        after_startup=[started],
+        after_shutdown=[slot.stop],
+        specification=AsyncAPI(title="claims-validator", version="1.0.0"),
+    )
+
+
+def run(settings: Settings) -> int:
+    """Serve until SIGTERM or SIGINT; return the process exit code (0 after a clean drain)."""
+    configure_logging(settings)
+    app = create_app(settings)
+    return asyncio.run(serve(app, settings))
+
+
+async def serve(app: FastStream, settings: Settings) -> int:
+    """Start `app`, wait for SIGTERM/SIGINT, stop it within the shutdown bound; the exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    try:
+        await app.start()
+    except Exception as exc:  # any start-up failure ends the process with a reason
+        log.error("startup_failed", error=type(exc).__name__, error_detail=str(exc)[:300])
+        await _stop_quietly(app, settings.shutdown_timeout_s)
+        return EXIT_STARTUP_FAILED
+
+    await stop.wait()
+    log.info("shutdown_requested", timeout_s=settings.shutdown_timeout_s)
+    try:
+        async with asyncio.timeout(settings.shutdown_timeout_s):
+            await app.stop()
+    except TimeoutError:
+        log.error("shutdown_timed_out", timeout_s=settings.shutdown_timeout_s)
+        return EXIT_SHUTDOWN_TIMEOUT
+    log.info("service_stopped")
+    return EXIT_OK
+
+
+async def _stop_quietly(app: FastStream, timeout_s: float) -> None:
+    try:
+        async with asyncio.timeout(timeout_s):
+            await app.stop()
+    except Exception as exc:  # already failing; keep the first error visible
+        log.warning("stop_after_failed_start", error=type(exc).__name__)

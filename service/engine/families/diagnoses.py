@@ -1,0 +1,213 @@
+"""Diagnoses: the ICD-10-CM codes of the claim and the pointers that tie lines to them.
+
+Sources: billing-rules 3.5 (F-X12-SV1: up to 12 diagnoses, no duplicates, up to 4 pointers per
+line, each pointing to a diagnosis that exists) and 5.7 (F-DX-GEN, F-DX-M545, region heuristic).
+
+Decision points:
+- Code set: ICD-10-CM as shipped in `simple-icd-10-cm` (FY2026, April 2026 release; named in the
+  table version as `icd10cm-2026apr`). Every claim is judged by that code set, whatever its date
+  of service: one code-set year ships at a time.
+- Written form: `M54.50` and `M5450` are the same code (X12 HI carries no dot; people write it).
+  A dot anywhere but after the third character, lower case or spaces make the code invalid; the
+  message then suggests the corrected form when that is a valid code.
+- `DIAGNOSIS_INVALID`: not a code of the code set. `DIAGNOSIS_NOT_BILLABLE`: a valid category or
+  subcategory that has children (M54.5 since FY2022); the message names billable codes under it.
+- Diagnoses are claim-level, so their findings carry no line; pointer and region findings do.
+- With no diagnosis at all only `DIAGNOSIS_MISSING` is reported, not one pointer error per line.
+- `DIAGNOSIS_POINTER_INVALID`: once per line for a pointer outside 1..number of diagnoses, no
+  pointer at all (SV1-07 needs one), or more than 4 pointers.
+- `DIAGNOSIS_REGION_MISMATCH` (warning): a facet code whose pointed diagnoses that have a region
+  (curated, `dx_regions.yaml`) are all of the other region. Diagnoses without a region (chronic
+  pain, thoracolumbar codes) neither cause nor prevent the warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from service.engine.findings import finding
+from service.models.events import Claim, Finding, ServiceLine
+from service.ruletable.compiled import RuleTable
+from service.ruletable.policies import Policies, icd_display, icd_key
+
+__all__ = ["MAX_DIAGNOSES", "MAX_POINTERS", "RULE_IDS", "check"]
+
+RULE_IDS: frozenset[str] = frozenset(
+    {
+        "DIAGNOSIS_MISSING",
+        "DIAGNOSIS_INVALID",
+        "DIAGNOSIS_NOT_BILLABLE",
+        "DIAGNOSIS_DUPLICATE",
+        "DIAGNOSIS_TOO_MANY",
+        "DIAGNOSIS_POINTER_INVALID",
+        "DIAGNOSIS_REGION_MISMATCH",
+    }
+)
+
+MAX_DIAGNOSES = 12
+"""837P HI segment, loop 2300: HI-01 to HI-12 (F-X12-SV1)."""
+MAX_POINTERS = 4
+"""837P SV1-07 composite C004: up to 4 diagnosis code pointers (F-X12-SV1)."""
+
+
+_POINTER_SETS: tuple[frozenset[int], ...] = tuple(
+    frozenset(range(1, n + 1)) for n in range(MAX_DIAGNOSES + 1)
+)
+"""Valid pointers for a claim with n diagnoses: a subset test replaces min/max per line."""
+
+
+def check(claim: Claim, table: RuleTable) -> list[Finding]:
+    policies = table.policies
+    if policies is None:
+        return []
+    codes = claim.diagnosis_codes
+    count = len(codes)
+    if count == 0:
+        return [_missing(table)]
+    out: list[Finding] = []
+    written = policies.icd10cm.written
+    keys: list[str] = []
+    for position, code in enumerate(codes, start=1):
+        key = written.get(code)
+        if key is None:
+            out.append(_not_billable_or_invalid(table, policies, position, code))
+            key = icd_key(code)
+        keys.append(key)
+    if count > 1 and len(set(keys)) != count:
+        out.extend(_duplicates(table, codes, keys))
+    if count > MAX_DIAGNOSES:
+        out.append(_too_many(table, count))
+        valid = frozenset(range(1, count + 1))
+    else:
+        valid = _POINTER_SETS[count]
+    regions = policies.procedure_region
+    dx_regions: list[str | None] | None = None
+    for line in claim.service_lines:
+        pointers = line.diagnosis_pointers
+        if not pointers or len(pointers) > MAX_POINTERS or not valid.issuperset(pointers):
+            out.append(_pointer(table, line, count))
+            continue
+        region = regions.get(line.procedure_code)
+        if region is None:
+            continue
+        if dx_regions is None:
+            dx_region = policies.dx_region
+            dx_regions = [dx_region.get(k) for k in keys]
+        if len(pointers) == 1:
+            found = dx_regions[pointers[0] - 1]
+            mismatch = found is not None and found != region
+        else:
+            pointed = {dx_regions[p - 1] for p in pointers}
+            mismatch = region not in pointed and (len(pointed) > 1 or None not in pointed)
+        if mismatch:
+            other = [p for p in pointers if dx_regions[p - 1] is not None]
+            out.append(_region(table, policies, line, region, keys, other))
+    return out
+
+
+def _missing(table: RuleTable) -> Finding:
+    return finding(
+        table,
+        "DIAGNOSIS_MISSING",
+        "The claim has no diagnosis code; add the ICD-10-CM code(s) that support the services "
+        "(up to 12) and point each line to them.",
+    )
+
+
+def _not_billable_or_invalid(
+    table: RuleTable, policies: Policies, position: int, written: str
+) -> Finding:
+    icd = policies.icd10cm
+    key = icd_key(written)
+    shown = repr(written if len(written) <= 12 else written[:12] + "...")
+    if key in icd.headers:
+        under = icd.billable_under(key)
+        more = f" such as {', '.join(under)}" if under else ""
+        return finding(
+            table,
+            "DIAGNOSIS_NOT_BILLABLE",
+            f"Diagnosis {position} {icd_display(key)} is an ICD-10-CM heading with more specific "
+            f"codes under it, so it is not billable in {icd.label}; code to the highest "
+            f"specificity, with a billable code{more}.",
+        )
+    fixed = icd_key(written.strip().upper())
+    hint = ""
+    if fixed in icd.billable or fixed in icd.headers:
+        hint = f" (did you mean {icd_display(fixed)}?)"
+    return finding(
+        table,
+        "DIAGNOSIS_INVALID",
+        f"Diagnosis {position} {shown} is not an ICD-10-CM code in {icd.label}{hint}; write a "
+        "valid code in upper case, with or without the dot after the third character.",
+    )
+
+
+def _duplicates(table: RuleTable, codes: Sequence[str], keys: Sequence[str]) -> list[Finding]:
+    first: dict[str, int] = {}
+    out: list[Finding] = []
+    for position, key in enumerate(keys, start=1):
+        if key not in first:
+            first[key] = position
+            continue
+        out.append(
+            finding(
+                table,
+                "DIAGNOSIS_DUPLICATE",
+                f"Diagnosis {position} {codes[position - 1]!r} repeats diagnosis {first[key]}; "
+                f"list each code once and point the lines to position {first[key]}.",
+            )
+        )
+    return out
+
+
+def _too_many(table: RuleTable, count: int) -> Finding:
+    return finding(
+        table,
+        "DIAGNOSIS_TOO_MANY",
+        f"The claim has {count} diagnosis codes; a professional claim carries at most "
+        f"{MAX_DIAGNOSES}. Keep the {MAX_DIAGNOSES} that support the services billed, or split the "
+        "claim.",
+    )
+
+
+def _pointer(table: RuleTable, line: ServiceLine, count: int) -> Finding:
+    pointers = line.diagnosis_pointers
+    problems: list[str] = []
+    if not pointers:
+        problems.append("it points to no diagnosis")
+    bad = [p for p in pointers if p < 1 or p > count]
+    if bad:
+        listed = ", ".join(str(p) for p in bad)
+        problems.append(f"pointer {listed} names no diagnosis (the claim has {count})")
+    if len(pointers) > MAX_POINTERS:
+        problems.append(f"it has {len(pointers)} pointers, more than {MAX_POINTERS}")
+    return finding(
+        table,
+        "DIAGNOSIS_POINTER_INVALID",
+        f"Line {line.line_number}: {'; '.join(problems)}; point the line to 1 to {MAX_POINTERS} "
+        f"of the claim's diagnoses by their position (1 to {count}).",
+        line,
+    )
+
+
+def _region(
+    table: RuleTable,
+    policies: Policies,
+    line: ServiceLine,
+    region: str,
+    keys: Sequence[str],
+    pointers: list[int],
+) -> Finding:
+    label = policies.region_labels[region]
+    labels, dx_region = policies.region_labels, policies.dx_region
+    pointed = ", ".join(
+        f"{p} {icd_display(keys[p - 1])} ({labels[dx_region[keys[p - 1]]]})" for p in pointers
+    )
+    return finding(
+        table,
+        "DIAGNOSIS_REGION_MISMATCH",
+        f"Line {line.line_number}: {line.procedure_code} is a {label} facet procedure but its "
+        f"diagnoses are of another spinal region (diagnosis {pointed}); point the line to the "
+        f"{label} diagnosis that supports it, or correct the procedure code.",
+        line,
+    )

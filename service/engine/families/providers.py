@@ -1,0 +1,120 @@
+"""Providers: the NPIs and the taxonomy code of the claim.
+
+Sources: billing-rules section 7 (NUCC taxonomy, 10 characters: 9 alphanumerics then `X`) and
+the CMS NPI standard: 10 digits, the last a Luhn check digit computed over the card-issuer prefix
+80840 followed by the first 9 digits (1234567893 is valid).
+
+Decision points:
+- Checked: the billing NPI and the claim's rendering NPI (claim-level findings, no line), and a
+  line's rendering NPI override (a finding on that line). An empty override is an invalid NPI.
+- Only the shape and check digit are checked: whether the NPI is enumerated in NPPES, or the
+  taxonomy is in the current NUCC list, is not (no NPPES or NUCC file ships; billing-rules 7
+  found no payer rule tying 64490-64495 to taxonomies).
+- Taxonomy letters must be upper case, as NUCC publishes them; a missing taxonomy is not flagged.
+- NPI results are cached per distinct string (a claim stream repeats a few provider NPIs), so the
+  hot path is a dictionary hit.
+- Like the other issue-4 families it stays silent in a table built without `policies` (a
+  hand-built test table), whose catalogue may lack these rule ids.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from service.engine.findings import finding
+from service.models.events import Claim, Finding, ServiceLine
+from service.ruletable.compiled import RuleTable
+
+__all__ = ["RULE_IDS", "check", "npi_is_valid", "taxonomy_is_valid"]
+
+RULE_IDS: frozenset[str] = frozenset({"NPI_INVALID", "TAXONOMY_INVALID"})
+
+_TAXONOMY = re.compile(r"[0-9A-Z]{9}X")
+
+def _prefix_sum() -> int:
+    """The Luhn contribution of 80840 when 9 digits and a check digit follow it (15 digits).
+
+    CMS publishes it as the constant 24 added to the usual Luhn sum of the 10-digit NPI.
+    """
+    total = 0
+    for i, ch in enumerate(reversed("80840" + "0" * 10)):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            d -= 9 if d > 9 else 0
+        total += d
+    return total
+
+
+_PREFIX_SUM = _prefix_sum()
+
+
+@functools.lru_cache(maxsize=65536)
+def npi_is_valid(npi: str) -> bool:
+    """10 ASCII digits whose last is the Luhn check digit over `80840` + the first 9."""
+    if len(npi) != 10 or not npi.isascii() or not npi.isdigit():
+        return False
+    total = _PREFIX_SUM
+    for i, ch in enumerate(reversed(npi)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def taxonomy_is_valid(code: str) -> bool:
+    """A NUCC health-care provider taxonomy code shape: 9 of 0-9/A-Z, then `X`."""
+    return _TAXONOMY.fullmatch(code) is not None
+
+
+def check(claim: Claim, table: RuleTable) -> list[Finding]:
+    if table.policies is None:
+        return []
+    out: list[Finding] = []
+    if not npi_is_valid(claim.billing_provider_npi):
+        out.append(_npi(table, "billing provider", claim.billing_provider_npi))
+    rendering = claim.rendering_provider
+    if not npi_is_valid(rendering.npi):
+        out.append(_npi(table, "rendering provider", rendering.npi))
+    taxonomy = rendering.taxonomy_code
+    if taxonomy is not None and not taxonomy_is_valid(taxonomy):
+        out.append(_taxonomy(table, taxonomy))
+    for line in claim.service_lines:
+        npi = line.rendering_provider_npi
+        if npi is not None and not npi_is_valid(npi):
+            out.append(_npi(table, "rendering provider", npi, line))
+    return out
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 15 else value[:15] + "...")
+
+
+def _npi(table: RuleTable, role: str, npi: str, line: ServiceLine | None = None) -> Finding:
+    if len(npi) != 10 or not npi.isascii() or not npi.isdigit():
+        why = "is not 10 digits"
+    else:
+        why = "fails the NPI check digit (a typing error is likely)"
+    where = "" if line is None else f"Line {line.line_number}: "
+    return finding(
+        table,
+        "NPI_INVALID",
+        f"{where}{'T' if line is None else 't'}he {role} NPI {_shown(npi)} {why}; enter the "
+        "provider's 10-digit NPI as listed "
+        "in NPPES.",
+        line,
+    )
+
+
+def _taxonomy(table: RuleTable, code: str) -> Finding:
+    return finding(
+        table,
+        "TAXONOMY_INVALID",
+        f"The rendering provider taxonomy code {_shown(code)} is not a NUCC taxonomy code (9 "
+        "letters or digits, then X, upper case, e.g. 208VP0014X); enter the code the provider "
+        "registered in NPPES.",
+    )

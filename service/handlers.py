@@ -1,0 +1,103 @@
+"""The Kafka shell: one batch of `claim.submitted` records in, verdicts and dead letters out.
+
+`register_handlers()` declares the batch subscriber. Its ack policy is NACK_ON_ERROR, so the
+offsets of a batch are committed only after `ClaimsHandler` returned, i.e. after the broker
+acknowledged every record it produced; if the handler raises, FastStream seeks the consumer
+back to the start of the batch and it is handled again. It never auto-commits.
+
+The handler body is deliberately thin: `service.routing.route` decides, `BatchPublisher`
+publishes, and the log lines are written only once the broker has acknowledged them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, Topic
+
+from service.publishing import BatchPublisher
+from service.routing import InputRecord, Topics, route
+from service.ruletable.compiled import RuleTable
+from service.settings import Settings
+
+__all__ = ["BatchHandler", "ClaimsHandler", "register_handlers"]
+
+log = structlog.get_logger("claims_validator.handler")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ClaimsHandler:
+    """Judges one batch, publishes the results, then logs one line per record."""
+
+    def __init__(
+        self,
+        table: RuleTable,
+        topics: Topics,
+        publisher: BatchPublisher,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._table = table
+        self._topics = topics
+        self._publisher = publisher
+        self._clock = clock
+
+    async def __call__(self, records: Sequence[InputRecord]) -> None:
+        now = self._clock()
+        routed = [route(r, self._table, self._topics, now=now) for r in records]
+        await self._publisher.publish([r.out for r in routed])
+        for r in routed:
+            if r.event == "verdict":
+                log.info(r.event, **r.fields)
+            else:
+                log.warning(r.event, **r.fields)
+
+
+async def _raw_records(msg: Any) -> Any:
+    """Decoder of the subscriber: the aiokafka records themselves.
+
+    `service.decode` parses each value once; FastStream's default decoder would JSON-decode
+    every record first, which is wasted work (and fails on the unreadable ones we dead-letter).
+    """
+    return msg.raw_message
+
+
+BatchHandler = Callable[[Sequence[InputRecord]], Awaitable[None]]
+"""Takes one consumed batch; returns once everything it produced is acknowledged."""
+
+
+def register_handlers(broker: KafkaBroker, settings: Settings, handler: BatchHandler) -> None:
+    """Subscribe `handler` to the input topic as a batch consumer in the service's group.
+
+    `handler` is a `ClaimsHandler`; the Kafka benchmark passes a pass-through one to measure
+    the same consumer and producer without the rules."""
+    consumer = settings.consumer
+    subscriber = broker.subscriber(
+        # declare=False: the service creates no topics; the deployment declares them.
+        Topic(settings.topics.submitted, declare=False),
+        batch=True,
+        max_records=consumer.batch_size,
+        batch_timeout_ms=consumer.batch_timeout_ms,
+        group_id=consumer.group_id,
+        auto_offset_reset=consumer.auto_offset_reset,
+        max_poll_interval_ms=consumer.max_poll_interval_ms,
+        session_timeout_ms=consumer.session_timeout_ms,
+        heartbeat_interval_ms=consumer.heartbeat_interval_ms,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_raw_records,
+        title="claims.submitted",
+        description="Judges claim.submitted events; publishes claim.accepted / claim.flagged.",
+    )
+
+    @subscriber
+    async def judge_claims(records: Any) -> None:
+        # `records` is the tuple of aiokafka ConsumerRecords `_raw_records` hands over; typed
+        # Any because FastDepends builds a pydantic model of the signature (not used for
+        # validation with apply_types=False, but it cannot describe a ConsumerRecord).
+        await handler(records)

@@ -1,0 +1,349 @@
+"""Service configuration: one `Settings` object read from `CLAIMS_*` environment variables.
+
+Nested groups use `__`: `CLAIMS_KAFKA__BOOTSTRAP_SERVERS`, `CLAIMS_TOPICS__SUBMITTED`,
+`CLAIMS_CONSUMER__BATCH_SIZE`, `CLAIMS_LOG__FORMAT`, ... `load_settings()` turns a pydantic
+`ValidationError` into a `ConfigError` whose message has one line per problem, naming the
+environment variable, so a bad deployment stops at start-up with a message an operator can act on.
+Values are never echoed in that message: one of them may be a password.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from pathlib import Path
+from typing import Literal, Self
+
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "ENV_PREFIX",
+    "ConfigError",
+    "ConsumerSettings",
+    "KafkaSettings",
+    "LogSettings",
+    "PublishSettings",
+    "Settings",
+    "TopicSettings",
+    "env_name",
+    "load_settings",
+]
+
+ENV_PREFIX = "CLAIMS_"
+NESTED_DELIMITER = "__"
+_RESERVED_PREFIXES = ("CLAIMS_TEST_",)
+"""`CLAIMS_TEST_*` belongs to the test suite (e.g. CLAIMS_TEST_BOOTSTRAP), not to the service."""
+
+_GROUP = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(BaseModel):
+    """How to reach the cluster. Security settings are passed through to aiokafka unchanged."""
+
+    model_config = _GROUP
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:19092",
+        min_length=1,
+        description="Comma-separated host:port list of Kafka brokers to bootstrap from.",
+    )
+    client_id: str = Field(
+        "claims-validator", min_length=1, description="Client id the broker sees in its logs."
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism, used with SASL_PLAINTEXT and SASL_SSL."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
+    ssl_cafile: Path | None = Field(
+        None, description="PEM file of CA certificates to trust (SSL, SASL_SSL)."
+    )
+    ssl_certfile: Path | None = Field(None, description="PEM client certificate for mutual TLS.")
+    ssl_keyfile: Path | None = Field(None, description="PEM private key of ssl_certfile.")
+    ssl_keyfile_password: SecretStr | None = Field(
+        None, description="Password of ssl_keyfile, if it is encrypted (never logged)."
+    )
+    request_timeout_ms: int = Field(
+        30_000, ge=1_000, description="Client request timeout; a publish fails after this long."
+    )
+
+    @property
+    def servers(self) -> list[str]:
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.uses_sasl and (not self.sasl_username or self.sasl_password is None):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password"
+            )
+        tls_files = [self.ssl_cafile, self.ssl_certfile, self.ssl_keyfile]
+        if not self.uses_ssl and any(f is not None for f in tls_files):
+            raise ValueError(
+                "ssl_cafile/ssl_certfile/ssl_keyfile need security_protocol SSL or SASL_SSL"
+            )
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError("ssl_keyfile needs ssl_certfile")
+        for name, path in (
+            ("ssl_cafile", self.ssl_cafile),
+            ("ssl_certfile", self.ssl_certfile),
+            ("ssl_keyfile", self.ssl_keyfile),
+        ):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: no such file {path}")
+        return self
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context aiokafka gets, or None without TLS."""
+        if not self.uses_ssl:
+            return None
+        context = ssl.create_default_context(
+            cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+        )
+        if self.ssl_certfile is not None:
+            context.load_cert_chain(
+                str(self.ssl_certfile),
+                str(self.ssl_keyfile) if self.ssl_keyfile else None,
+                self.ssl_keyfile_password.get_secret_value()
+                if self.ssl_keyfile_password
+                else None,
+            )
+        return context
+
+    def security(self) -> BaseSecurity | None:
+        """FastStream's security object; `faststream.kafka.security.parse_security` turns it
+        into the aiokafka keyword arguments, so the consumer and the producer agree."""
+        context = self.ssl_context()
+        if not self.uses_sasl:
+            return BaseSecurity(ssl_context=context) if context is not None else None
+        assert self.sasl_username is not None  # checked by _consistent
+        assert self.sasl_password is not None
+        kind = {
+            "PLAIN": SASLPlaintext,
+            "SCRAM-SHA-256": SASLScram256,
+            "SCRAM-SHA-512": SASLScram512,
+        }[self.sasl_mechanism]
+        return kind(
+            self.sasl_username,
+            self.sasl_password.get_secret_value(),
+            ssl_context=context,
+            use_ssl=self.uses_ssl,
+        )
+
+
+class TopicSettings(BaseModel):
+    """Topic names. The service creates none of them: they are declared by the deployment."""
+
+    model_config = _GROUP
+
+    submitted: str = Field(
+        "claims.submitted", min_length=1, description="Input topic of claim.submitted events."
+    )
+    accepted: str = Field(
+        "claims.accepted", min_length=1, description="Output topic of claim.accepted verdicts."
+    )
+    flagged: str = Field(
+        "claims.flagged", min_length=1, description="Output topic of claim.flagged verdicts."
+    )
+    dead_letter: str = Field(
+        "claims.dead-letter",
+        min_length=1,
+        description="Unreadable input events, with their original bytes and x-dlq-* headers.",
+    )
+
+    @model_validator(mode="after")
+    def _input_is_not_an_output(self) -> Self:
+        if self.submitted in (self.accepted, self.flagged, self.dead_letter):
+            raise ValueError("submitted must differ from accepted, flagged and dead_letter")
+        return self
+
+
+class ConsumerSettings(BaseModel):
+    """The consumer group and how records are fetched."""
+
+    model_config = _GROUP
+
+    group_id: str = Field(
+        "claims-validator", min_length=1, description="Consumer group id; offsets commit here."
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest",
+        description="Where a group with no committed offset starts; earliest judges every claim.",
+    )
+    batch_size: int = Field(
+        1_000, ge=1, le=50_000, description="Most records handled (and committed) as one batch."
+    )
+    batch_timeout_ms: int = Field(
+        100, ge=1, le=60_000, description="Longest wait for a batch when the topic is quiet."
+    )
+    max_poll_interval_ms: int = Field(
+        300_000,
+        ge=10_000,
+        description="A batch taking longer than this (e.g. publish retries) leaves the group.",
+    )
+    session_timeout_ms: int = Field(
+        10_000, ge=1_000, description="Group session timeout: how soon a dead member is noticed."
+    )
+    heartbeat_interval_ms: int = Field(
+        3_000, ge=100, description="Heartbeat interval; about a third of session_timeout_ms."
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_inside_session(self) -> Self:
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be below session_timeout_ms")
+        return self
+
+
+class PublishSettings(BaseModel):
+    """The verdict producer (acks=all, idempotent) and its retry backoff."""
+
+    model_config = _GROUP
+
+    linger_ms: int = Field(
+        5, ge=0, le=1_000, description="How long the producer waits to fill a batch."
+    )
+    max_batch_size: int = Field(
+        262_144, ge=16_384, description="Producer batch size per partition, in bytes."
+    )
+    compression_type: Literal["none", "gzip"] = Field(
+        "none", description="Compression of produced batches."
+    )
+    retry_initial_s: float = Field(
+        0.2, gt=0, le=60, description="First backoff after a failed publish, in seconds."
+    )
+    retry_max_s: float = Field(
+        10.0, gt=0, le=600, description="Backoff cap; it doubles from retry_initial_s up to this."
+    )
+
+    @model_validator(mode="after")
+    def _initial_below_max(self) -> Self:
+        if self.retry_initial_s > self.retry_max_s:
+            raise ValueError("retry_initial_s must not exceed retry_max_s")
+        return self
+
+
+class LogSettings(BaseModel):
+    model_config = _GROUP
+
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", description="json, console, or auto (console on a terminal, JSON otherwise)."
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest level written."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything `claims-validator serve` can be told; see the module docstring for env names."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
+    )
+
+    kafka: KafkaSettings = Field(
+        default_factory=KafkaSettings, description="Broker connection and security."
+    )
+    topics: TopicSettings = Field(default_factory=TopicSettings, description="Topic names.")
+    consumer: ConsumerSettings = Field(
+        default_factory=ConsumerSettings, description="Consumer group and batching."
+    )
+    publish: PublishSettings = Field(
+        default_factory=PublishSettings, description="Verdict producer and retry backoff."
+    )
+    log: LogSettings = Field(default_factory=LogSettings, description="Log format and level.")
+    shutdown_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        le=600,
+        description="On SIGTERM, the longest wait for the batch in flight before exiting.",
+    )
+
+    @model_validator(mode="after")
+    def _backoff_fits_poll_interval(self) -> Self:
+        # A batch whose publish keeps failing sleeps up to retry_max_s between attempts; keep one
+        # sleep far below the poll interval, or the consumer would leave the group mid-backoff.
+        if self.publish.retry_max_s * 1000 * 4 > self.consumer.max_poll_interval_ms:
+            raise ValueError(
+                "publish.retry_max_s must stay below a quarter of consumer.max_poll_interval_ms"
+            )
+        return self
+
+
+class ConfigError(Exception):
+    """A configuration the service cannot start with; the message has one line per problem."""
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    """`('consumer', 'batch_size')` -> `CLAIMS_CONSUMER__BATCH_SIZE`."""
+    return ENV_PREFIX + NESTED_DELIMITER.join(str(part).upper() for part in loc)
+
+
+def _known_env_names() -> set[str]:
+    names: set[str] = set()
+    for name, field in Settings.model_fields.items():
+        names.add(env_name((name,)))
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names.update(env_name((name, sub)) for sub in annotation.model_fields)
+    return names
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; raise `ConfigError` naming each bad variable.
+
+    An unknown `CLAIMS_*` variable is an error too: a typo would otherwise be silently ignored.
+    """
+    known = _known_env_names()
+    problems: dict[str, str] = {
+        name.upper(): "not a setting of claims-validator"
+        for name in sorted(os.environ)
+        if name.upper().startswith(ENV_PREFIX)
+        and name.upper() not in known
+        and not name.upper().startswith(_RESERVED_PREFIXES)
+    }
+    settings: Settings | None = None
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for err in exc.errors(include_input=False, include_url=False):
+            problems.setdefault(_where(tuple(err["loc"])), _message(err["msg"]))
+    if problems or settings is None:
+        raise ConfigError("\n".join(f"{name}: {msg}" for name, msg in problems.items()))
+    return settings
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return "CLAIMS_*"
+    if len(loc) == 1 and loc[0] in _GROUPS:
+        # A cross-field rule of one group: the message names the fields.
+        return env_name(loc) + NESTED_DELIMITER + "*"
+    return env_name(loc)
+
+
+def _message(msg: str) -> str:
+    return msg.removeprefix("Value error, ")
+
+
+_GROUPS = frozenset(
+    name
+    for name, field in Settings.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+)

@@ -1,0 +1,152 @@
+"""What the service logs: one line per verdict and per dead letter, and never patient data."""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import orjson
+import structlog
+from structlog.testing import capture_logs
+
+from service.logs import configure_logging, framework_logger
+from service.ruletable.compiled import RuleTable
+from service.settings import LogSettings, Settings
+from tests.service.claims import BIRTH_DATE, FLAGGED_CODES, MEMBER_ID, claim_event, encode
+from tests.service.conftest import RunApp
+
+IN = "claims.submitted"
+TRUNCATED = b'{"claim": {"claim_id": "C", "patient": {"member_id": "PHI-MEMBER-XYZ", "birth'
+
+
+async def _traffic(run_app: RunApp) -> None:
+    """One accepted, one flagged, one malformed, one unreadable event (each carrying PHI)."""
+    malformed = claim_event("CLM-M")
+    malformed["claim"]["patient"]["birth_date"] = "not-a-date-PHI"
+    async with run_app() as broker:
+        await broker.publish(encode(claim_event("CLM-A")), IN, key=b"CLM-A")
+        await broker.publish(encode(claim_event("CLM-F", FLAGGED_CODES)), IN, key=b"CLM-F")
+        await broker.publish(encode(malformed), IN, key=b"CLM-M")
+        await broker.publish(TRUNCATED, IN, key=b"CLM-X")
+
+
+def _assert_no_patient_data(text: str) -> None:
+    for secret in (MEMBER_ID, BIRTH_DATE, "not-a-date-PHI", "service_lines", "patient"):
+        assert secret not in text, f"{secret!r} leaked into the logs"
+
+
+async def test_verdict_lines_carry_the_required_fields(
+    run_app: RunApp, table: RuleTable
+) -> None:
+    """event=verdict with claim_id, verdict, rule_ids, table version, coordinates, duration."""
+    with capture_logs() as logs:
+        await _traffic(run_app)
+
+    verdicts = [e for e in logs if e["event"] == "verdict"]
+    assert ["CLM-A", "CLM-F", "CLM-M"] == [e["claim_id"] for e in verdicts]
+    assert ["accepted", "flagged", "flagged"] == [e["verdict"] for e in verdicts]
+    assert [[], ["ADDON_WITHOUT_PRIMARY"] * 2, ["CLAIM_MALFORMED"]] == [
+        e["rule_ids"] for e in verdicts
+    ]
+    for e in verdicts:
+        assert {"topic": IN, "partition": 0, "offset": 0, "log_level": "info"}.items() <= e.items()
+        assert table.version == e["rule_table_version"]
+        assert isinstance(e["duration_ms"], float)
+        assert e["duration_ms"] >= 0
+
+
+async def test_dead_letter_line_says_why_and_where_from(run_app: RunApp) -> None:
+    with capture_logs() as logs:
+        await _traffic(run_app)
+
+    [dead] = [e for e in logs if e["event"] == "dead_lettered"]
+    assert {
+        "reason": "not-json",
+        "topic": IN,
+        "partition": 0,
+        "offset": 0,
+        "published_to": "claims.dead-letter",
+        "log_level": "warning",
+    }.items() <= dead.items()
+
+
+async def test_start_up_line_names_the_rule_table_topics_and_group(
+    run_app: RunApp, table: RuleTable
+) -> None:
+    with capture_logs() as logs:
+        async with run_app():
+            pass
+
+    [started] = [e for e in logs if e["event"] == "service_started"]
+    assert (table.version, table.digest, "claims-validator") == (
+        started["rule_table_version"],
+        started["rule_table_digest"],
+        started["group_id"],
+    )
+    assert "claims.submitted" == started["topics"]["submitted"]
+
+
+async def test_captured_log_events_contain_no_patient_data_or_payload(run_app: RunApp) -> None:
+    with capture_logs() as logs:
+        await _traffic(run_app)
+
+    assert len(logs) >= 5
+    _assert_no_patient_data("\n".join(repr(e) for e in logs))
+
+
+async def test_json_lines_on_the_stream_are_json_and_contain_no_patient_data(
+    run_app: RunApp,
+) -> None:
+    """The real pipeline (JSON renderer), our lines and stdlib ones (as FastStream's) alike."""
+    out = io.StringIO()
+    configure_logging(Settings(log=LogSettings(format="json")), stream=out, cache=False)
+    await _traffic(run_app)
+    framework_logger().info("FastStream says hi", extra={"topic": IN, "message_id": "5-17"})
+    logging.getLogger("aiokafka").warning("Heartbeat failed for group x")
+
+    lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    events = [line["event"] for line in lines]
+    assert events.count("verdict") == 3
+    assert {"service_started", "dead_lettered", "FastStream says hi"} <= set(events)
+    stdlib = next(line for line in lines if line["event"] == "FastStream says hi")
+    assert {"topic": IN, "message_id": "5-17", "level": "info"}.items() <= stdlib.items()
+    assert "aiokafka" == next(line for line in lines if "Heartbeat" in line["event"])["logger"]
+    assert all("timestamp" in line for line in lines)
+    _assert_no_patient_data(out.getvalue())
+
+
+def test_exception_tracebacks_are_rendered_without_local_variables() -> None:
+    """Locals of a failing frame may hold a claim: JSON tracebacks must not show them."""
+    out = io.StringIO()
+    configure_logging(Settings(log=LogSettings(format="json")), stream=out, cache=False)
+    member_id = MEMBER_ID  # a local the traceback would show if locals were rendered
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        structlog.get_logger().exception("failed", claim_id="C-1")
+        logging.getLogger("faststream").exception("failed too")
+
+    lines: list[dict[str, Any]] = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert ["failed", "failed too"] == [line["event"] for line in lines]
+    assert all(line["exception"][0]["exc_type"] == "ValueError" for line in lines)
+    assert member_id not in out.getvalue()
+
+
+def test_console_format_renders_plain_lines() -> None:
+    out = io.StringIO()
+    configure_logging(Settings(log=LogSettings(format="console")), stream=out, cache=False)
+    structlog.get_logger().info("verdict", claim_id="C-9")
+    assert "verdict" in out.getvalue()
+    assert "claim_id=C-9" in out.getvalue()
+    assert not out.getvalue().lstrip().startswith("{")
+
+
+def test_level_setting_filters_lower_levels() -> None:
+    out = io.StringIO()
+    configure_logging(Settings(log=LogSettings(format="json", level="WARNING")), stream=out,
+                      cache=False)
+    structlog.get_logger().info("verdict")
+    logging.getLogger("aiokafka").info("chatty")
+    structlog.get_logger().warning("publish_retry")
+    assert ["publish_retry"] == [orjson.loads(x)["event"] for x in out.getvalue().splitlines()]

@@ -1,0 +1,230 @@
+"""The issue-4 data: ICD-10-CM code set, spinal regions and payer configuration.
+
+What a user sees is checked: the code sets equal what the package's own API says, curated data
+that contradicts the code set is refused at load with file and field named, and payer settings
+change the findings of the families that read them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from service.engine import evaluate
+from service.models.events import Claim
+from service.ruletable.compiled import RuleTable
+from service.ruletable.load import DATA_DIR, RuleTableError, default_table, load_table
+from service.ruletable.policies import icd_display, icd_key, load_icd10cm
+from tests.unit.casebook import build_claim
+
+ISSUE4_RULES = {
+    "DIAGNOSIS_MISSING", "DIAGNOSIS_INVALID", "DIAGNOSIS_NOT_BILLABLE", "DIAGNOSIS_DUPLICATE",
+    "DIAGNOSIS_TOO_MANY", "DIAGNOSIS_POINTER_INVALID", "DIAGNOSIS_REGION_MISMATCH",
+    "UNITS_EXCEED_LIMIT", "NPI_INVALID", "TAXONOMY_INVALID", "PAYER_NONCOVERED",
+    "PAYER_LEVEL_LIMIT", "PAYER_MODIFIER_EXPECTED", "MODIFIER_51_NOT_EXPECTED",
+    "SEDATION_DOCUMENTATION", "IMAGING_INCLUDED",
+}
+
+
+@pytest.fixture
+def table_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "data"
+    shutil.copytree(DATA_DIR, directory, ignore=shutil.ignore_patterns("__pycache__"))
+    return directory
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def claim(overrides: dict[str, object]) -> Claim:
+    return Claim.model_validate(build_claim(overrides))
+
+
+def rule_lines(table: RuleTable, c: Claim, rule_id: str) -> list[int | None]:
+    return [f.line_number for f in evaluate(c, table) if f.rule_id == rule_id]
+
+
+# -- ICD-10-CM -----------------------------------------------------------------------------------
+
+
+def test_code_sets_equal_the_package_api() -> None:
+    """Reading the package's code list gives exactly its get_all_codes()/is_leaf() answer."""
+    cm = pytest.importorskip("simple_icd_10_cm")
+    icd = load_icd10cm()
+    codes = [c for c in cm.get_all_codes(False) if cm.is_category_or_subcategory(c)]
+    assert icd.billable == {c for c in codes if cm.is_leaf(c)}
+    assert icd.headers == {c for c in codes if not cm.is_leaf(c)}
+
+
+def test_code_set_year_is_named_in_the_table_version() -> None:
+    table = default_table()
+    icd = load_icd10cm()
+    assert icd.label == "ICD-10-CM FY2026 (April 2026 release)"
+    assert ".icd10cm-2026apr." in table.version
+    assert table.policies is not None
+    assert table.policies.icd10cm is icd  # compiled once per process
+
+
+@pytest.mark.parametrize(
+    ("written", "key"), [("M54.50", "M5450"), ("M5450", "M5450"), ("M5.450", "M5.450")]
+)
+def test_dot_is_optional_only_after_the_third_character(written: str, key: str) -> None:
+    assert icd_key(written) == key
+    assert icd_display("M5450") == "M54.50"
+
+
+def test_m545_is_a_heading_and_its_children_are_billable() -> None:
+    icd = load_icd10cm()
+    assert "M545" in icd.headers
+    assert {"M5450", "M5451", "M5459"} <= icd.billable
+    assert icd.billable_under("M545") == ("M54.50", "M54.51", "M54.59")
+
+
+# -- spinal regions ------------------------------------------------------------------------------
+
+REGION_WORDS = {
+    "cervical_thoracic": (("cervic", "thoracic", "occipito"), ("lumbar", "sacral", "low back")),
+    "lumbar_sacral": (("lumbar", "sacral", "low back"), ("cervic", "thorac", "occipito")),
+}
+
+
+def test_each_curated_diagnosis_is_described_by_the_code_set_as_its_region() -> None:
+    cm = pytest.importorskip("simple_icd_10_cm")
+    policies = default_table().policies
+    assert policies is not None
+    assert len(policies.dx_region) >= 20
+    for key, region in policies.dx_region.items():
+        text = cm.get_description(icd_display(key)).lower()
+        wanted, unwanted = REGION_WORDS[region]
+        assert any(w in text for w in wanted), (key, text)
+        assert not any(w in text for w in unwanted), (key, text)
+
+
+def test_a_retired_diagnosis_in_the_region_data_is_refused(table_dir: Path) -> None:
+    edit(table_dir / "dx_regions.yaml", "- M54.50 ", "- M54.5 ")
+    with pytest.raises(
+        RuleTableError,
+        match=r"^dx_regions\.yaml: row -: field diagnoses\[1\]\.codes: M54\.5 is not a billable",
+    ):
+        load_table(table_dir)
+
+
+def test_a_procedure_in_two_regions_is_refused(table_dir: Path) -> None:
+    edit(table_dir / "dx_regions.yaml", '"64493-64495", ', '"64492-64495", ')
+    with pytest.raises(RuleTableError, match=r"64492 is in two regions"):
+        load_table(table_dir)
+
+
+# -- payers --------------------------------------------------------------------------------------
+
+
+def test_unlisted_payers_get_the_national_rules_and_listed_payers_add_theirs() -> None:
+    policies = default_table().policies
+    assert policies is not None
+    assert policies.payer("ACME") is policies.national
+    medicare = policies.payer("MEDICARE")
+    assert medicare.name == "Medicare Part B"
+    assert {p.policy.policy_id for p in medicare.imaging} == {"NAT-IMAGING-INCLUDED"}
+    assert policies.national.noncovered == {}
+    assert set(medicare.noncovered) == {"64492", "64495", *(f"021{i}T" for i in range(3, 9))}
+    assert not policies.accepts_split_lines("MEDICARE")
+    assert default_table().bilateral_split_payers == frozenset()
+
+
+def test_effective_dates_are_inclusive(table_dir: Path) -> None:
+    edit(
+        table_dir / "payers.yaml",
+        "        codes: [\"64492\", \"64495\"]\n        effective_from: 2021-04-25\n"
+        "        effective_to: null",
+        "        codes: [\"64492\", \"64495\"]\n        effective_from: 2021-04-25\n"
+        "        effective_to: 2025-12-31",
+    )
+    table = load_table(table_dir)
+    for day, expected in (("2021-04-24", []), ("2021-04-25", [1]), ("2025-12-31", [1]),
+                          ("2026-01-01", [])):
+        c = claim({"payer_id": "MEDICARE", "service_lines": [
+            {"procedure_code": "64492", "modifiers": ["KX"], "service_date": day}
+        ]})
+        assert rule_lines(table, c, "PAYER_NONCOVERED") == expected, day
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("effective_to: null\n        reference: >-\n          F-LCD-LEVELS",
+         "effective_to: 2020-01-01\n        reference: >-\n          F-LCD-LEVELS",
+         r"field payers\.MEDICARE\.policies\[0\]\.effective_to: 2020-01-01 is before 2021-04-25"),
+        ("id: MCR-LCD-FACET-KX", "id: MCR-LCD-FACET-LEVELS",
+         r"policies\[2\]\.id: policy MCR-LCD-FACET-LEVELS is also in payers\.MEDICARE\.policies"),
+        ("region: cervical_thoracic, count: one}", "region: neck, count: one}",
+         r"levels\[0\]\.region: unknown region 'neck'"),
+        ("        effective_from: null\n        effective_to: null\n        reference: >-\n"
+         "          Aetna", "        effective_to: null\n        reference: >-\n          Aetna",
+         r"field payers\.AETNA\.policies\[0\]\.level_limit\.effective_from: Field required"),
+        ('codes: ["0213T-0218T"]', 'codes: ["0218T-0213T"]', r"the end is before the start"),
+        ("bilateral_format: modifier_50\n    bilateral_reference: >-\n      F-MOD-50 (FCSO",
+         "bilateral_format: both\n    bilateral_reference: >-\n      F-MOD-50 (FCSO",
+         r"field payers\.MEDICARE\.bilateral_format: Input should be 'modifier_50' or 'rt_lt'"),
+    ],
+)
+def test_broken_payer_data_is_refused_with_its_field(
+    table_dir: Path, old: str, new: str, message: str
+) -> None:
+    edit(table_dir / "payers.yaml", old, new)
+    with pytest.raises(RuleTableError, match=r"^payers\.yaml: row -: .*" + message):
+        load_table(table_dir)
+
+
+def test_a_payer_that_wants_rt_lt_lines_gets_them_accepted(table_dir: Path) -> None:
+    """Split lines: no BILATERAL_SPLIT_LINES (modifiers family), one service for units."""
+    edit(
+        table_dir / "payers.yaml",
+        "  BCBS:\n    name: Blue Cross Blue Shield (plans vary)\n"
+        "    national_edits: {aoc: true, mue: true}\n    bilateral_format: modifier_50",
+        "  BCBS:\n    name: Blue Cross Blue Shield (plans vary)\n"
+        "    national_edits: {aoc: true, mue: true}\n    bilateral_format: rt_lt",
+    )
+    table = load_table(table_dir)
+    assert table.bilateral_split_payers == {"BCBS"}
+    assert table.policies is not None
+    assert table.policies.accepts_split_lines("BCBS")
+    lines = [{"procedure_code": "64490", "modifiers": ["RT"]},
+             {"procedure_code": "64490", "modifiers": ["LT"]}]
+    split = claim({"payer_id": "BCBS", "service_lines": lines})
+    assert rule_lines(table, split, "BILATERAL_SPLIT_LINES") == []
+    assert rule_lines(table, split, "UNITS_EXCEED_LIMIT") == []
+    both_sides_twice = claim({"payer_id": "BCBS", "service_lines": [*lines, lines[0]]})
+    assert rule_lines(table, both_sides_twice, "UNITS_EXCEED_LIMIT") == [1]
+    national = claim({"payer_id": "ACME", "service_lines": lines})
+    assert rule_lines(table, national, "BILATERAL_SPLIT_LINES") == [2]
+    assert rule_lines(table, national, "UNITS_EXCEED_LIMIT") == [1]
+
+
+def test_a_payer_without_mue_edits_gets_no_units_finding(table_dir: Path) -> None:
+    edit(
+        table_dir / "payers.yaml",
+        "  UHC:\n    name: UnitedHealthcare\n    national_edits: {aoc: true, mue: true}",
+        "  UHC:\n    name: UnitedHealthcare\n    national_edits: {aoc: true, mue: false}",
+    )
+    table = load_table(table_dir)
+    two_units = [{"procedure_code": "64490", "units": 2}]
+    assert rule_lines(table, claim({"payer_id": "UHC", "service_lines": two_units}),
+                      "UNITS_EXCEED_LIMIT") == []
+    assert rule_lines(table, claim({"payer_id": "AETNA", "service_lines": two_units}),
+                      "UNITS_EXCEED_LIMIT") == [1]
+
+
+def test_tables_built_without_policies_keep_the_four_families_silent() -> None:
+    shipped = default_table()
+    bare = RuleTable(
+        version="bare", digest="0" * 64, rules=shipped.rules, addons={}, fee={},
+        pos_codes=shipped.pos_codes, pos_allowed={},
+    )
+    c = claim({"diagnosis_codes": [], "billing_provider_npi": "1", "payer_id": "MEDICARE"})
+    assert {f.rule_id for f in evaluate(c, shipped)} >= {"DIAGNOSIS_MISSING", "NPI_INVALID"}
+    assert {f.rule_id for f in evaluate(c, bare)} & ISSUE4_RULES == set()
