@@ -37,20 +37,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engine import make_event  # the scripts folder is not a package
+
+SCRIPT = Path(__file__).resolve()
+REPO = SCRIPT.parent.parent
 PARTITIONS = 3
-PAYERS = ("MEDICARE", "AETNA", "BCBS", "CIGNA", "UHC")
-# (code, modifiers) per line; the third and fourth variants are flagged by the shipped table.
-VARIANTS: tuple[tuple[tuple[str, tuple[str, ...]], ...], ...] = (
-    (("64490", ()), ("64491", ()), ("99213", ("25",))),
-    (("64493", ("RT",)), ("64494", ("RT",)), ("99213", ("25",))),
-    (("64490", ()), ("64491", ()), ("64492", ())),
-    (("64491", ()), ("64492", ()), ("99213", ("25",))),  # add-ons without their primary
-    (("64490", ()), ("64491", ()), ("99213", ("25",))),
-)
 
 
 def bootstrap() -> str:
@@ -62,36 +57,11 @@ def bootstrap() -> str:
 
 
 def claim_event(i: int, run: str) -> bytes:
-    lines = VARIANTS[i % len(VARIANTS)]
-    return orjson.dumps(
-        {
-            "event_id": f"{run}-evt-{i:08d}",
-            "event_type": "claim.submitted",
-            "schema_version": 1,
-            "occurred_at": "2026-03-05T15:02:11Z",
-            "claim": {
-                "claim_id": f"{run}-CLM-{i:08d}",
-                "payer_id": PAYERS[i % len(PAYERS)],
-                "patient": {"member_id": f"M{i:09d}", "birth_date": "1951-07-14"},
-                "billing_provider_npi": "1234567893",
-                "rendering_provider": {"npi": "1234567893", "taxonomy_code": "208VP0014X"},
-                "diagnosis_codes": ["M47.812", "M54.2"],
-                "service_lines": [
-                    {
-                        "line_number": n,
-                        "procedure_code": code,
-                        "modifiers": list(mods),
-                        "units": 1,
-                        "place_of_service": "11",
-                        "service_date": "2026-03-04",
-                        "diagnosis_pointers": [1, 2],
-                        "charge_amount": "425.00",
-                    }
-                    for n, (code, mods) in enumerate(lines, 1)
-                ],
-            },
-        }
-    )
+    """The engine benchmark's typical claims (`scripts/bench_engine.py`), ids unique per run."""
+    event = make_event(i)
+    event["event_id"] = f"{run}-evt-{i:08d}"
+    event["claim"]["claim_id"] = f"{run}-CLM-{i:08d}"
+    return orjson.dumps(event)
 
 
 # ------------------------------------------------------------------ Kafka helpers ----
@@ -171,7 +141,7 @@ async def read_all(topics: Sequence[str]) -> list[tuple[str, bytes | None, int]]
         ends = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
         out: list[tuple[str, bytes | None, int]] = []
-        while any(await consumer.position(tp) < ends[tp] for tp in tps):
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
             for records in batch.values():
                 out.extend((r.topic, r.key, r.timestamp) for r in records)
@@ -250,6 +220,7 @@ async def latency(
     await producer.start()
     sent: dict[bytes, int] = {}
     arrived: dict[bytes, float] = {}
+    stamped: dict[bytes, int] = {}
 
     async def read() -> None:
         while True:
@@ -258,6 +229,7 @@ async def latency(
             for records in batch.values():
                 for r in records:
                     arrived.setdefault(r.key, now_ms)
+                    stamped.setdefault(r.key, r.timestamp)
 
     reader = asyncio.create_task(read())
     try:
@@ -307,6 +279,12 @@ async def latency(
     lat = sorted(arrived[k] - ts for k, ts in sent.items())
     p50 = statistics.median(lat)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    to_verdict = statistics.median(stamped[k] - ts for k, ts in sent.items())
+    print(
+        f"  latency split (medians): input -> verdict produced {to_verdict:.1f} ms, "
+        f"-> verdict read {p50 - to_verdict:.1f} ms",
+        file=sys.stderr,
+    )
     return p50, p99, rss, len(sent)
 
 
@@ -345,7 +323,7 @@ async def one_run(claims: int, latency_s: float, workdir: Path) -> dict[str, Any
         pt_env = service_env(topics, f"{base}-passthrough")
         pt_env["BENCH_PASSTHROUGH_TOPIC"] = passthrough_out
         pt_rate, _, _ = await throughput(
-            [sys.executable, str(Path(__file__).resolve()), "passthrough"],
+            [sys.executable, str(SCRIPT), "passthrough"],
             pt_env,
             [passthrough_out],
             claims,
@@ -430,7 +408,7 @@ def passthrough() -> int:
     """The pass-through consumer: the service's subscriber, ack policy and publisher, no rules."""
     from faststream import FastStream
 
-    from service.app import ProducerSlot, build_broker, serve
+    from service.app import ProducerSlot, build_broker, serve, tune_gc
     from service.handlers import register_handlers
     from service.logs import configure_logging
     from service.publishing import BatchPublisher
@@ -455,6 +433,7 @@ def passthrough() -> int:
 
     register_handlers(broker, settings, republish)
     app = FastStream(broker, on_startup=[slot.start], after_shutdown=[slot.stop])
+    tune_gc()  # as the service does
     return asyncio.run(serve(app, settings))
 
 

@@ -14,6 +14,7 @@ bound is hit, the uncommitted batch is simply consumed again after the restart.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from typing import Final
@@ -39,6 +40,7 @@ __all__ = [
     "create_app",
     "run",
     "serve",
+    "tune_gc",
 ]
 
 EXIT_OK: Final = 0
@@ -147,7 +149,25 @@ def run(settings: Settings) -> int:
     """Serve until SIGTERM or SIGINT; return the process exit code (0 after a clean drain)."""
     configure_logging(settings)
     app = create_app(settings)
+    tune_gc()
     return asyncio.run(serve(app, settings))
+
+
+GC_GEN0_THRESHOLD: Final = 20_000
+"""Allocations between young-generation collections (CPython's default is 700).
+
+Judging a claim allocates a few hundred short-lived objects that reference counting frees;
+collecting every 700 allocations cost about a tenth of the per-claim CPU for nothing."""
+
+
+def tune_gc() -> None:
+    """Freeze start-up objects out of the collector and collect the young generation less often."""
+    # Start-up objects (rule table, modules) live for the whole process: keep them out of
+    # every later collection.
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 async def serve(app: FastStream, settings: Settings) -> int:

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
-from service.models.events import ClaimSubmitted
+from service.models.events import MAX_SERVICE_LINES, ClaimSubmitted
 
 __all__ = ["Decoded", "Malformed", "Readable", "Unreadable", "decode", "field_path"]
+
+Problem = tuple[str, str, int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +30,7 @@ class Readable:
 class Malformed:
     claim_id: str
     event_id: str | None
-    problems: tuple[tuple[str, str, int | None], ...]
+    problems: tuple[Problem, ...]
     """(field path, what is wrong, service line number or None), in schema order."""
     raw_sha256: str
 
@@ -41,6 +43,10 @@ class Unreadable:
 
 
 Decoded = Readable | Malformed | Unreadable
+
+_LINES = ("claim", "service_lines")
+_LINES_PATH = "claim.service_lines"
+_COUNT_ERRORS = frozenset({"too_short", "too_long"})
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
@@ -74,16 +80,41 @@ def decode(raw: bytes | None) -> Decoded:
     if not isinstance(claim, dict) or not isinstance(claim_id, str) or not claim_id.strip():
         return Unreadable("no-claim-id", "the event has no claim.claim_id string")
     event_id = obj.get("event_id")
-    problems = tuple(
-        (field_path(err["loc"]), _problem_text(err), _line_number(claim, err["loc"]))
-        for err in first_error.errors(include_input=False)
-    )
+    problems = _problems(first_error, claim)
     return Malformed(
         claim_id=claim_id.strip(),
         event_id=event_id if isinstance(event_id, str) and event_id else None,
         problems=problems,
         raw_sha256=hashlib.sha256(raw).hexdigest(),
     )
+
+
+def _problems(error: ValidationError, claim: dict[str, object]) -> tuple[Problem, ...]:
+    """One problem per schema error, in schema order; a line count outside 1..50 is one problem.
+
+    pydantic checks the count on the lines that validated, so a claim of 60 lines would get a
+    problem per bad line, and a claim whose one line is bad would also read "at least 1 item".
+    The count is taken from the raw list instead, and replaces every other problem of the lines.
+    """
+    lines = claim.get("service_lines")
+    count = len(lines) if isinstance(lines, list) else None
+    bad_count = count is not None and not 1 <= count <= MAX_SERVICE_LINES
+    out: list[Problem] = []
+    for err in error.errors(include_input=False):
+        loc = err["loc"]
+        if count is not None and loc[:2] == _LINES:
+            if bad_count:
+                if not any(path == _LINES_PATH for path, _, _ in out):
+                    out.append((_LINES_PATH, _count_text(count), None))
+                continue
+            if len(loc) == 2 and err["type"] in _COUNT_ERRORS:
+                continue  # 1..50 raw lines: the bad ones are reported each, not as a count
+        out.append((field_path(loc), _problem_text(err), _line_number(claim, loc)))
+    return tuple(out)
+
+
+def _count_text(count: int) -> str:
+    return f"a claim has 1 to {MAX_SERVICE_LINES} service lines, not {count}"
 
 
 def _line_number(claim: dict[str, object], loc: tuple[int | str, ...]) -> int | None:

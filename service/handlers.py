@@ -11,7 +11,7 @@ publishes, and the log lines are written only once the broker has acknowledged t
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,14 +19,16 @@ import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, Topic
 
+from service.logs import VERDICT_LOGGER, flush_logs
 from service.publishing import BatchPublisher
-from service.routing import InputRecord, Topics, route
+from service.routing import InputRecord, OutRecord, Routed, Topics, route
 from service.ruletable.compiled import RuleTable
 from service.settings import Settings
 
 __all__ = ["BatchHandler", "ClaimsHandler", "register_handlers"]
 
 log = structlog.get_logger("claims_validator.handler")
+verdict_log = structlog.get_logger(VERDICT_LOGGER)
 
 
 def _utc_now() -> datetime:
@@ -50,13 +52,22 @@ class ClaimsHandler:
 
     async def __call__(self, records: Sequence[InputRecord]) -> None:
         now = self._clock()
-        routed = [route(r, self._table, self._topics, now=now) for r in records]
-        await self._publisher.publish([r.out for r in routed])
+        routed: list[Routed] = []
+
+        def outgoing() -> Iterator[OutRecord]:
+            # Lazy: the publisher sends each record as soon as it is judged.
+            for record in records:
+                result = route(record, self._table, self._topics, now=now)
+                routed.append(result)
+                yield result.out
+
+        await self._publisher.publish(outgoing())
         for r in routed:
             if r.event == "verdict":
-                log.info(r.event, **r.fields)
+                verdict_log.info(r.event, **r.fields)
             else:
                 log.warning(r.event, **r.fields)
+        flush_logs()
 
 
 async def _raw_records(msg: Any) -> Any:

@@ -21,10 +21,20 @@ from structlog.typing import Processor
 
 from service.settings import Settings
 
-__all__ = ["FRAMEWORK_LOGGER", "configure_logging", "framework_logger"]
+__all__ = [
+    "FRAMEWORK_LOGGER",
+    "VERDICT_LOGGER",
+    "configure_logging",
+    "flush_logs",
+    "framework_logger",
+]
 
 FRAMEWORK_LOGGER = "claims_validator.faststream"
 """Stdlib logger handed to FastStream (app and broker) so its lines reach our root handler."""
+
+VERDICT_LOGGER = "claims_validator.verdicts"
+"""The one-line-per-claim logger. Its lines are written without a flush each (the batch
+handler calls `flush_logs()` once per batch); every other logger flushes each line."""
 
 _FASTSTREAM_EXTRA = ("topic", "group_id", "message_id")
 """Fields FastStream puts in `extra=` of its own log calls; message_id is `offset-timestamp`."""
@@ -34,6 +44,30 @@ def _dumps(obj: Any, **_: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
+class _LineWriter:
+    """structlog's final logger: writes rendered lines to a text stream."""
+
+    def __init__(self, stream: TextIO, *, flush_each: bool) -> None:
+        self._write = stream.write
+        self._flush = stream.flush if flush_each else None
+
+    def msg(self, message: str) -> None:
+        self._write(message + "\n")
+        if self._flush is not None:
+            self._flush()
+
+    debug = info = warning = error = critical = exception = msg
+
+
+_stream: TextIO | None = None
+
+
+def flush_logs() -> None:
+    """Flush buffered verdict lines (called once per batch)."""
+    if _stream is not None:
+        _stream.flush()
+
+
 def configure_logging(
     settings: Settings, *, stream: TextIO | None = None, cache: bool = True
 ) -> None:
@@ -41,7 +75,8 @@ def configure_logging(
 
     `cache=False` is for tests: cached loggers would ignore a later `capture_logs()`.
     """
-    out = stream if stream is not None else sys.stdout
+    global _stream
+    out = _stream = stream if stream is not None else sys.stdout
     level = logging.getLevelNamesMapping()[settings.log.level]
     fmt = settings.log.format
     as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
@@ -66,7 +101,9 @@ def configure_logging(
     structlog.configure(
         processors=[*shared, *exceptions, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.WriteLoggerFactory(file=out),
+        logger_factory=lambda *args: _LineWriter(
+            out, flush_each=not args or args[0] != VERDICT_LOGGER
+        ),
         cache_logger_on_first_use=cache,
     )
 

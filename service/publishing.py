@@ -15,7 +15,7 @@ tests hand in a fake one instead of patching aiokafka.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -29,6 +29,9 @@ from service.settings import Settings
 __all__ = ["BatchPublisher", "Producer", "build_producer"]
 
 log = structlog.get_logger("claims_validator.publish")
+
+YIELD_EVERY = 200
+"""Records sent between two yields to the event loop within one batch."""
 
 _ERROR_TEXT_LIMIT = 300
 
@@ -47,7 +50,7 @@ class Producer(Protocol):
         key: bytes | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> Awaitable[Any]: ...
 
 
@@ -89,16 +92,18 @@ class BatchPublisher:
         self._max = max_backoff_s
         self._sleep = sleep
 
-    async def publish(self, records: Sequence[OutRecord]) -> int:
+    async def publish(self, records: Iterable[OutRecord]) -> int:
         """Return once the broker acknowledged every record; the result is the number of
-        attempts it took (1 when nothing failed)."""
-        pending = list(records)
+        attempts it took (1 when nothing failed).
+
+        `records` is consumed lazily, so a generator that judges claims one by one overlaps
+        that work with the producer shipping the first records (see `YIELD_EVERY`).
+        """
+        pending: list[OutRecord] = []
+        failures = await self._send_all(records, sent=pending)
         attempt = 1
         backoff = self._initial
-        while pending:
-            failures = await self._send_all(pending)
-            if not failures:
-                return attempt
+        while failures:
             first = next(iter(failures.values()))
             pending = _to_resend(pending, failures)
             log.warning(
@@ -113,17 +118,29 @@ class BatchPublisher:
             await self._sleep(backoff)
             backoff = min(backoff * 2, self._max)
             attempt += 1
+            resend, pending = pending, []
+            failures = await self._send_all(resend, sent=pending)
         return attempt
 
-    async def _send_all(self, records: Sequence[OutRecord]) -> dict[int, BaseException]:
-        """Send every record, then await every acknowledgement; failures by record index."""
+    async def _send_all(
+        self, records: Iterable[OutRecord], *, sent: list[OutRecord]
+    ) -> dict[int, BaseException]:
+        """Send every record (appending it to `sent`), then await every acknowledgement;
+        the failures by index in `sent`."""
         producer = self._producer()
         acks: list[Awaitable[Any] | None] = []
         failures: dict[int, BaseException] = {}
         for index, rec in enumerate(records):
+            sent.append(rec)
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                # Let the producer's sender task ship what is ready while we go on.
+                await asyncio.sleep(0)
             try:
+                # aiokafka insists on a list of (str, bytes) headers.
                 acks.append(
-                    await producer.send(rec.topic, rec.value, key=rec.key, headers=rec.headers)
+                    await producer.send(
+                        rec.topic, rec.value, key=rec.key, headers=list(rec.headers)
+                    )
                 )
             except Exception as exc:  # every failure is retried
                 acks.append(None)

@@ -214,7 +214,11 @@ class PublishSettings(BaseModel):
     model_config = _GROUP
 
     linger_ms: int = Field(
-        5, ge=0, le=1_000, description="How long the producer waits to fill a batch."
+        0,
+        ge=0,
+        le=1_000,
+        description="How long the producer waits to fill a batch. A consumed batch is sent "
+        "in bursts anyway, so 0 costs no throughput and keeps latency low.",
     )
     max_batch_size: int = Field(
         262_144, ge=16_384, description="Producer batch size per partition, in bytes."

@@ -199,6 +199,9 @@ class PayerRules:
     level_per_unit: frozenset[str]
     level_min: int
     """The smallest `max_levels` of the payer's level limits (0 when it has none)."""
+    line_codes: frozenset[str]
+    """Every code a policy of the payer names for a line (coverage, expected modifier, same-date
+    anchor, level): a line of any other code needs only the modifier-51 check."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -704,4 +707,7 @@ def _compile_payer(
         level_codes=frozenset(c for limit in levels for c in limit.region_of),
         level_per_unit=frozenset(c for limit in levels for c in limit.per_unit),
         level_min=min((limit.max_levels for limit in levels), default=0),
+        line_codes=frozenset(
+            {*noncovered, *expected, *same_date, *(c for limit in levels for c in limit.region_of)}
+        ),
     )

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +57,9 @@ class RecordingProducer:
         key: bytes | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future[Any]:
+        _check_like_aiokafka(value, key, headers)
         self.sends += 1
         record = Sent(topic, key, value, tuple(headers or ()))
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -76,6 +77,27 @@ class RecordingProducer:
 
     def topic(self, name: str) -> list[Sent]:
         return [s for s in self.acked if s.topic == name]
+
+
+def _check_like_aiokafka(
+    value: object, key: object, headers: object
+) -> None:
+    """The argument checks aiokafka makes (without serializers), so a fake cannot hide a
+    call the real producer would refuse: bytes or None; headers a list of (str, bytes)."""
+    for name, arg in (("value", value), ("key", key)):
+        if arg is not None and not isinstance(arg, bytes):
+            raise TypeError(f"{name} must be bytes or None, not {type(arg).__name__}")
+    if headers is not None:
+        if not isinstance(headers, list):
+            raise TypeError(f"Expected list, got {type(headers).__name__}")
+        for item in headers:
+            if not (
+                isinstance(item, tuple)
+                and len(item) == 2
+                and isinstance(item[0], str)
+                and isinstance(item[1], bytes)
+            ):
+                raise TypeError(f"header {item!r} is not a (str, bytes) pair")
 
 
 class FlakyProducer(RecordingProducer):

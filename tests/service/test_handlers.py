@@ -101,7 +101,8 @@ async def test_malformed_claim_that_names_a_claim_id_is_flagged_claim_malformed(
     [
         (b'{"claim": {"patient": {"member_id": "PHI-MEMBER-XYZ"', "not-json"),
         (b'["claim.submitted"]', "not-an-object"),
-        (orjson.dumps({"event_type": "claim.submitted", "claim": {"payer_id": "X"}}), "no-claim-id"),
+        (orjson.dumps({"event_type": "claim.submitted", "claim": {"payer_id": "X"}}),
+         "no-claim-id"),
     ],
     ids=["truncated-json", "json-array", "no-claim-id"],
 )

@@ -62,7 +62,8 @@ async def test_failed_acknowledgements_resend_only_what_failed_and_later_same_ke
     def fail_first_ack_of_a1(_: int, sent: Sent) -> BaseException | None:
         if sent.key == b"A" and b"A-1" not in failed_once:
             failed_once.add(b"A-1")
-            return NotLeaderForPartitionError()
+            error: BaseException = NotLeaderForPartitionError()
+            return error
         return None
 
     producer = FlakyProducer(fail_first_ack_of_a1, raise_on_send=False)

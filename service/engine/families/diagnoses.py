@@ -66,43 +66,61 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
         return [_missing(table)]
     out: list[Finding] = []
     written = policies.icd10cm.written
+    dx_region = policies.dx_region
     keys: list[str] = []
+    regions: list[str | None] = []
+    first: str | None = None  # the region of the first diagnosis that has one
+    mixed = False  # some other diagnosis has another region
     for position, code in enumerate(codes, start=1):
         key = written.get(code)
         if key is None:
             out.append(_not_billable_or_invalid(table, policies, position, code))
             key = icd_key(code)
         keys.append(key)
-    if count > 1 and len(set(keys)) != count:
+        region = dx_region.get(key)
+        regions.append(region)
+        if region is not None and region != first:
+            if first is None:
+                first = region
+            else:
+                mixed = True
+    if count == 2:
+        if keys[0] == keys[1]:
+            out.extend(_duplicates(table, codes, keys))
+    elif count > 1 and len(set(keys)) != count:
         out.extend(_duplicates(table, codes, keys))
     if count > MAX_DIAGNOSES:
         out.append(_too_many(table, count))
         valid = frozenset(range(1, count + 1))
     else:
         valid = _POINTER_SETS[count]
-    regions = policies.procedure_region
-    dx_regions: list[str | None] | None = None
+    procedure_region = policies.procedure_region
     for line in claim.service_lines:
         pointers = line.diagnosis_pointers
         if not pointers or len(pointers) > MAX_POINTERS or not valid.issuperset(pointers):
             out.append(_pointer(table, line, count))
             continue
-        region = regions.get(line.procedure_code)
-        if region is None:
-            continue
-        if dx_regions is None:
-            dx_region = policies.dx_region
-            dx_regions = [dx_region.get(k) for k in keys]
-        if len(pointers) == 1:
-            found = dx_regions[pointers[0] - 1]
-            mismatch = found is not None and found != region
-        else:
-            pointed = {dx_regions[p - 1] for p in pointers}
-            mismatch = region not in pointed and (len(pointed) > 1 or None not in pointed)
-        if mismatch:
-            other = [p for p in pointers if dx_regions[p - 1] is not None]
+        if first is None:
+            continue  # no diagnosis has a region: nothing to mismatch
+        region = procedure_region.get(line.procedure_code)
+        if region is None or (region == first and not mixed):
+            continue  # not a facet code, or every regional diagnosis is of its region
+        if _mismatch(region, pointers, regions):
+            other = [p for p in pointers if regions[p - 1] is not None]
             out.append(_region(table, policies, line, region, keys, other))
     return out
+
+
+def _mismatch(region: str, pointers: tuple[int, ...], regions: list[str | None]) -> bool:
+    """The pointed diagnoses that have a region are all of another one (and there is one)."""
+    other = False
+    for p in pointers:
+        found = regions[p - 1]
+        if found == region:
+            return False
+        if found is not None:
+            other = True
+    return other
 
 
 def _missing(table: RuleTable) -> Finding:

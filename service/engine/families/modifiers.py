@@ -110,24 +110,31 @@ def _indicators(table: RuleTable) -> _FeeSets:
 
 
 def check(claim: Claim, table: RuleTable) -> list[Finding]:
-    ind = _indicators(table)
     out: list[Finding] = []
+    ind: _FeeSets | None = None
     sided: list[tuple[ServiceLine, Side]] | None = None
+    sides = 0  # bit 1: an RT-only line of a bilateral-indicator-1 code, bit 2: an LT-only one
     for line in claim.service_lines:
         mods = line.modifiers
         if not mods:
             continue
         count = len(mods)
+        bad = checked = False
+        for m in mods:
+            if m in _CHECKED:  # every checked modifier is well-shaped
+                checked = True
+            elif m not in _VALID:
+                bad = True
         if count > MAX_MODIFIERS:
             out.append(_too_many(table, line))
-        for m in mods:
-            if m not in _VALID:
-                out.append(_invalid(table, line))
-                break
+        if bad:
+            out.append(_invalid(table, line))
         if count > 1 and (mods[0] == mods[1] if count == 2 else len(set(mods)) != count):
             out.append(_duplicate(table, line))
-        if _CHECKED.isdisjoint(mods):
+        if not checked:
             continue
+        if ind is None:
+            ind = _indicators(table)
         code = line.procedure_code
         if "51" in mods:
             addon = addon_index(table).get(code)
@@ -152,7 +159,9 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
             if sided is None:
                 sided = []
             sided.append((line, "RT" if has_rt else "LT"))
-    if sided is not None and len(sided) > 1 and claim.payer_id not in table.bilateral_split_payers:
+            sides |= 1 if has_rt else 2
+    # A split needs an RT line and an LT line: with one side only there is nothing to pair.
+    if sided is not None and sides == 3 and claim.payer_id not in table.bilateral_split_payers:
         out.extend(_splits(table, claim, sided))
     return out
 

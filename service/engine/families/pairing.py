@@ -24,6 +24,8 @@ Decision points:
 - Lines with an invalid procedure code are not procedures: they neither support an add-on nor count
   as "another procedure" (PROCEDURE_CODE_INVALID reports them).
 - Different-date exceptions (99291/99292, F-AOC-6) are not modelled: the file does not list them.
+- Payers whose `payers.yaml` entry turns the national AOC edits off (`national_edits.aoc: false`)
+  get no pairing finding; a table without payer policies applies the edits to every payer.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ _LISTED_SHOWN = 6
 
 @dataclass(frozen=True, slots=True)
 class Addon:
-    """One add-on code compiled for the hot path: date windows as tuples, primaries as a dict."""
+    """One add-on code compiled for the hot path: date windows as tuples, primaries per era."""
 
     code: str
     edit_type: int
@@ -57,13 +59,18 @@ class Addon:
     """Last day the add-on code is valid (date.max while active)."""
     contractor: bool
     spans: tuple[tuple[date, date], ...]
-    """Windows in which some edit row is in effect (pairing effective .. pairing deleted)."""
+    """Disjoint windows, ascending, in which some edit row is in effect (pairing effective ..
+    pairing deleted); usually one, however many rows the add-on has."""
     primaries: dict[str, tuple[tuple[date, date], ...]]
     """Primary -> windows in which that primary counts (pairing and primary code both in effect)."""
     eras: tuple[date, ...]
     """Dates on which the set of listed primaries changes, ascending."""
+    era_sets: tuple[frozenset[str], ...]
+    """The primaries in effect from each era's date: one bisect, then a set hit per line."""
     era_texts: tuple[str, ...]
     """Message text naming the primaries in effect from each era's date (prepared once)."""
+    era_fixes: tuple[str, ...]
+    """What a missing-primary message tells the biller to bill, from each era's date."""
 
     @classmethod
     def compile(cls, addon: AddonCode) -> Addon:
@@ -74,23 +81,26 @@ class Addon:
             spans.append((p.effective, pair_end))
             end = min(pair_end, p.primary_deleted or date.max)
             primaries.setdefault(p.primary, []).append((p.effective, end))
-        ordered = sorted(primaries)
         eras = sorted(
             {start for ws in primaries.values() for start, _ in ws}
             | {end + _DAY for ws in primaries.values() for _, end in ws if end < date.max}
         )
+        sets = tuple(
+            frozenset(p for p, ws in primaries.items() if any(s <= on <= e for s, e in ws))
+            for on in eras
+        )
+        texts = tuple(_name_primaries(sorted(listed)) for listed in sets)
         return cls(
             code=addon.code,
             edit_type=addon.edit_type,
             last_day=addon.deleted or date.max,
             contractor=addon.contractor_defined,
-            spans=tuple(spans),
+            spans=_merged(spans),
             primaries={k: tuple(v) for k, v in primaries.items()},
             eras=tuple(eras),
-            era_texts=tuple(
-                _name_primaries([p for p in ordered if any(s <= on <= e for s, e in primaries[p])])
-                for on in eras
-            ),
+            era_sets=sets,
+            era_texts=texts,
+            era_fixes=tuple(_fix(text, addon.edit_type) for text in texts),
         )
 
     def is_addon_on(self, on: date) -> bool:
@@ -104,20 +114,47 @@ class Addon:
                 return True
         return False
 
+    def listed_on(self, on: date) -> frozenset[str]:
+        """The listed primaries of this add-on in effect on `on`."""
+        era = bisect_right(self.eras, on) - 1
+        return self.era_sets[era] if era >= 0 else _NO_PRIMARIES
+
     def lists(self, primary: str, on: date) -> bool:
         """Is `primary` a listed primary of this add-on on `on`?"""
-        windows = self.primaries.get(primary)
-        if windows is None:
-            return False
-        for start, end in windows:  # noqa: SIM110 - a loop allocates no generator
-            if start <= on <= end:
-                return True
-        return False
+        return primary in self.listed_on(on)
 
     def listed_text(self, on: date) -> str:
         """The listed primaries in effect on `on`, as message text ('' when there are none)."""
         era = bisect_right(self.eras, on) - 1
         return self.era_texts[era] if era >= 0 else ""
+
+    def fix_text(self, on: date) -> str:
+        """What to bill so that this add-on has its primary on `on`, as message text."""
+        era = bisect_right(self.eras, on) - 1
+        return self.era_fixes[era] if era >= 0 else _fix("", self.edit_type)
+
+
+_NO_PRIMARIES: frozenset[str] = frozenset()
+
+
+def _merged(windows: list[tuple[date, date]]) -> tuple[tuple[date, date], ...]:
+    """The days of `windows` as the fewest disjoint windows, ascending (touching ones join)."""
+    out: list[tuple[date, date]] = []
+    for start, end in sorted(windows):
+        if out and (out[-1][1] == date.max or start <= out[-1][1] + _DAY):
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return tuple(out)
+
+
+def _fix(listed: str, edit_type: int) -> str:
+    if listed and edit_type == 1:
+        return f"bill a listed primary ({listed})"
+    if listed:
+        return f"bill a listed primary ({listed}) or a primary the payer accepts for it"
+    return "bill the primary procedure it adds to (the payer defines which are accepted)"
 
 
 def _name_primaries(codes: Sequence[str]) -> str:
@@ -155,6 +192,9 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
         return []
     if _all_directly_supported(claim, lines, addons):
         return []
+    policies = table.policies  # asked only now: a supported claim has no finding for any payer
+    if policies is not None and not policies.payer(claim.payer_id).aoc_edits:
+        return []
     return _judge(claim, lines, addons, table)
 
 
@@ -175,11 +215,12 @@ def _all_directly_supported(
         if not a.is_addon_on(on):
             continue
         npi = line.rendering_provider_npi or default_npi
+        listed = a.listed_on(on)
         for other in lines:
             if other is line or other.service_date != on:
                 continue
             code = other.procedure_code
-            if not a.lists(code, on) or (other.rendering_provider_npi or default_npi) != npi:
+            if code not in listed or (other.rendering_provider_npi or default_npi) != npi:
                 continue
             primary_addon = addons.get(code)
             if primary_addon is None or not primary_addon.is_addon_on(on):
@@ -189,45 +230,96 @@ def _all_directly_supported(
     return True
 
 
+_Pending = tuple[int, list[int], list[int]]
+"""(add-on line index, its listed primaries' line indexes, other procedures' line indexes)."""
+
+
+@dataclass(slots=True)
+class _Lines:
+    """The claim's lines with each one's code, date and practitioner, read once.
+
+    Model attributes cost a hook call each; the fixpoint and the messages read these many times.
+    """
+
+    lines: tuple[ServiceLine, ...]
+    codes: list[str]
+    dates: list[date]
+    npis: list[str]
+
+
 def _judge(
     claim: Claim, lines: tuple[ServiceLine, ...], addons: dict[str, Addon], table: RuleTable
 ) -> list[Finding]:
     default_npi = claim.rendering_provider.npi
-    npis = [line.rendering_provider_npi or default_npi for line in lines]
+    at = _Lines(lines, [], [], [])
+    codes, dates, npis = at.codes, at.dates, at.npis
     active: list[Addon | None] = []
-    for line in lines:
-        a = addons.get(line.procedure_code)
-        active.append(a if a is not None and a.is_addon_on(line.service_date) else None)
     # ok[j]: line j may serve as a primary. Non-add-on lines may; add-ons once supported.
-    ok = [a is None for a in active]
+    ok: list[bool] = []
+    for line in lines:
+        code, on = line.procedure_code, line.service_date
+        codes.append(code)
+        dates.append(on)
+        npis.append(line.rendering_provider_npi or default_npi)
+        a = addons.get(code)
+        if a is not None and not a.is_addon_on(on):
+            a = None
+        active.append(a)
+        ok.append(a is None)
     # Per add-on line: same date and practitioner lines that are listed primaries on that date,
     # and (Type 2/3 only) the other procedures that could be contractor-defined primaries.
-    todo: list[tuple[int, list[int], list[int]]] = []
+    todo: list[_Pending] = []
+    candidates: dict[int, list[int]] = {}
     for i, a in enumerate(active):
         if a is None:
             continue
-        on, npi = lines[i].service_date, npis[i]
+        on, npi = dates[i], npis[i]
+        primaries = a.listed_on(on)
         listed: list[int] = []
         others: list[int] = []
-        for j, other in enumerate(lines):
-            if j == i or other.service_date != on or npis[j] != npi:
+        for j, code in enumerate(codes):
+            if j == i or dates[j] != on or npis[j] != npi:
                 continue
-            code = other.procedure_code
-            if a.lists(code, on):
+            if code in primaries:
                 listed.append(j)
             elif a.edit_type != 1 and is_procedure_code(code):
                 others.append(j)
-        todo.append((i, listed, others))
-    candidates = {i: listed for i, listed, _ in todo}
+        if listed or others:
+            todo.append((i, listed, others))
+        candidates[i] = listed
+    unlisted = _fixpoint(todo, ok)  # an add-on line with no candidate at all stays unsupported
 
-    # Least fixpoint: listed primaries first; contractor-defined ones only when nothing moves.
-    unlisted: dict[int, int] = {}  # add-on line -> the other procedure it was accepted with
+    out: list[Finding] = []
+    for i, a in enumerate(active):
+        if a is None:
+            continue
+        if not ok[i]:
+            message = _no_primary(i, a, at, ok)
+            out.append(finding(table, "ADDON_WITHOUT_PRIMARY", message, lines[i]))
+        elif i in unlisted and not _any_ok(candidates[i], ok):
+            message = _unlisted(i, a, at, unlisted[i])
+            out.append(finding(table, "ADDON_PRIMARY_UNLISTED", message, lines[i]))
+    return out
+
+
+def _fixpoint(todo: list[_Pending], ok: list[bool]) -> dict[int, int]:
+    """Mark supported add-on lines in `ok`; return add-on line -> the other procedure accepted.
+
+    The least fixpoint: listed primaries first, all lines of a round judged on the round's
+    starting state; contractor-defined primaries (in line order) only when nothing else moves.
+    """
+    unlisted: dict[int, int] = {}
     while todo:
-        waiting = [t for t in todo if not _any_ok(t[1], ok)]
-        if len(waiting) < len(todo):
-            for t in todo:
-                if t not in waiting:
-                    ok[t[0]] = True
+        waiting: list[_Pending] = []
+        supported: list[int] = []
+        for pending in todo:
+            if _any_ok(pending[1], ok):
+                supported.append(pending[0])
+            else:
+                waiting.append(pending)
+        if supported:
+            for i in supported:
+                ok[i] = True
             todo = waiting
             continue
         for i, _, others in todo:
@@ -236,21 +328,11 @@ def _judge(
                     ok[i] = True
                     unlisted[i] = j
                     break
-        todo = [t for t in todo if not ok[t[0]]]
-        if len(todo) == len(waiting):
+        still = [pending for pending in todo if not ok[pending[0]]]
+        if len(still) == len(todo):
             break
-
-    out: list[Finding] = []
-    for i, a in enumerate(active):
-        if a is None:
-            continue
-        if not ok[i]:
-            message = _no_primary(i, a, lines, npis, ok)
-            out.append(finding(table, "ADDON_WITHOUT_PRIMARY", message, lines[i]))
-        elif i in unlisted and not _any_ok(candidates[i], ok):
-            message = _unlisted(i, a, lines, unlisted[i])
-            out.append(finding(table, "ADDON_PRIMARY_UNLISTED", message, lines[i]))
-    return out
+        todo = still
+    return unlisted
 
 
 def _any_ok(lines: list[int], ok: list[bool]) -> bool:
@@ -260,36 +342,26 @@ def _any_ok(lines: list[int], ok: list[bool]) -> bool:
     return False
 
 
-def _no_primary(
-    i: int, a: Addon, lines: tuple[ServiceLine, ...], npis: list[str], ok: list[bool]
-) -> str:
-    line = lines[i]
-    on, npi = line.service_date, npis[i]
-    listed = a.listed_text(on)
-    if listed and a.edit_type == 1:
-        fix = f"bill a listed primary ({listed})"
-    elif listed:
-        fix = f"bill a listed primary ({listed}) or a primary the payer accepts for it"
-    else:
-        fix = "bill the primary procedure it adds to (the payer defines which are accepted)"
+def _no_primary(i: int, a: Addon, at: _Lines, ok: list[bool]) -> str:
+    on = at.dates[i]
     return (
-        f"Line {line.line_number}: add-on {a.code} has no primary on this claim for {on} by "
-        f"practitioner {npi}{_why(i, a, lines, npis, ok)}; {fix} on the same date by the same "
-        "practitioner, or remove the add-on."
+        f"Line {at.lines[i].line_number}: add-on {a.code} has no primary on this claim for "
+        f"{on.isoformat()} by practitioner {at.npis[i]}{_why(i, a, at, ok)}; {a.fix_text(on)} on "
+        "the same date by the same practitioner, or remove the add-on."
     )
 
 
-def _why(i: int, a: Addon, lines: tuple[ServiceLine, ...], npis: list[str], ok: list[bool]) -> str:
+def _why(i: int, a: Addon, at: _Lines, ok: list[bool]) -> str:
     """Why the nearest candidate primary on the claim does not count, when there is one."""
-    on, npi = lines[i].service_date, npis[i]
-    for j, other in enumerate(lines):
-        code = other.procedure_code
-        if j == i or code not in a.primaries:
+    on, npi = at.dates[i], at.npis[i]
+    primaries = a.primaries
+    for j, code in enumerate(at.codes):
+        if j == i or code not in primaries:
             continue
-        where = f"{code} on line {other.line_number}"
-        other_on, other_npi = other.service_date, npis[j]
+        where = f"{code} on line {at.lines[j].line_number}"
+        other_on, other_npi = at.dates[j], at.npis[j]
         if other_on != on:
-            return f" ({where} is dated {other_on})"
+            return f" ({where} is dated {other_on.isoformat()})"
         if other_npi != npi:
             return f" ({where} is by practitioner {other_npi})"
         if not a.lists(code, on):
@@ -309,13 +381,13 @@ def _window_text(a: Addon, primary: str, on: date) -> str:
     return f"stopped counting as a primary of {a.code} after {ended}"
 
 
-def _unlisted(i: int, a: Addon, lines: tuple[ServiceLine, ...], j: int) -> str:
-    line, other = lines[i], lines[j]
-    listed = a.listed_text(line.service_date)
+def _unlisted(i: int, a: Addon, at: _Lines, j: int) -> str:
+    listed = a.listed_text(at.dates[i])
     which = f"listed: {listed}" if listed else "CMS lists none"
+    other = at.codes[j]
     return (
-        f"Line {line.line_number}: add-on {a.code} (AOC Type {a.edit_type}) is billed with "
-        f"{other.procedure_code} on line {other.line_number}, which is not a CMS-listed primary "
-        f"({which}); confirm the payer accepts {other.procedure_code} as its primary, or bill "
+        f"Line {at.lines[i].line_number}: add-on {a.code} (AOC Type {a.edit_type}) is billed with "
+        f"{other} on line {at.lines[j].line_number}, which is not a CMS-listed primary "
+        f"({which}); confirm the payer accepts {other} as its primary, or bill "
         "a listed primary on the same date by the same practitioner."
     )

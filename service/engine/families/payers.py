@@ -51,35 +51,44 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     modifier_51 = rules.modifier_51
     same_date = rules.same_date_codes
     level_codes = rules.level_codes
+    line_codes = rules.line_codes
     out: list[Finding] = []
     anchored = False
     levels = 0  # an upper bound of the levels on any one date and region
     for line in claim.service_lines:
         code = line.procedure_code
-        if code in same_date:
-            anchored = True
-        if level_codes and code in level_codes:
-            levels += line.units if code in rules.level_per_unit else 1
-        if noncovered:
-            refs = noncovered.get(code)
-            if refs:
-                for ref in refs:
-                    if ref.in_effect(line.service_date):
-                        out.append(_noncovered(table, rules, line, ref))
-        if expected:
-            wanted = expected.get(code)
-            if wanted:
-                for modifier, ref in wanted:
-                    if modifier not in line.modifiers and ref.in_effect(line.service_date):
-                        out.append(_modifier_expected(table, rules, line, modifier, ref))
+        if code in line_codes:  # a code no policy of the payer names skips to modifier 51
+            if code in same_date:
+                anchored = True
+            if level_codes and code in level_codes:
+                levels += line.units if code in rules.level_per_unit else 1
+            if noncovered:
+                refs = noncovered.get(code)
+                if refs:
+                    for ref in refs:
+                        if ref.in_effect(line.service_date):
+                            out.append(_noncovered(table, rules, line, ref))
+            if expected:
+                wanted = expected.get(code)
+                if wanted:
+                    for modifier, ref in wanted:
+                        if modifier not in line.modifiers and ref.in_effect(line.service_date):
+                            out.append(_modifier_expected(table, rules, line, modifier, ref))
         if modifier_51 and "51" in line.modifiers:
-            for ref in modifier_51:
-                if ref.in_effect(line.service_date):
-                    out.append(_modifier_51(table, rules, line, ref))
+            out.extend(_modifiers_51(table, rules, line))
     over_levels = levels > rules.level_min and bool(rules.level_limits)
     if anchored or over_levels:
         out.extend(_same_date(table, policies, rules, claim, levels=over_levels))
     return out
+
+
+def _modifiers_51(table: RuleTable, rules: PayerRules, line: ServiceLine) -> list[Finding]:
+    """A finding per payer policy in effect that says the payer adds modifier 51 itself."""
+    return [
+        _modifier_51(table, rules, line, ref)
+        for ref in rules.modifier_51
+        if ref.in_effect(line.service_date)
+    ]
 
 
 def _same_date(
@@ -87,14 +96,21 @@ def _same_date(
 ) -> list[Finding]:
     days: dict[date, list[ServiceLine]] = {}
     for line in claim.service_lines:
-        days.setdefault(line.service_date, []).append(line)
+        on = line.service_date
+        day_lines = days.get(on)
+        if day_lines is None:
+            days[on] = [line]
+        else:
+            day_lines.append(line)
     out: list[Finding] = []
     for day, lines in days.items():
-        codes = {line.procedure_code for line in lines}
+        codes: set[str] = set()
+        for line in lines:
+            codes.add(line.procedure_code)
         for pairing in rules.sedation:
-            out.extend(_pairing(table, "SEDATION_DOCUMENTATION", pairing, day, lines, codes))
+            _pairing(out, table, "SEDATION_DOCUMENTATION", pairing, day, lines, codes)
         for pairing in rules.imaging:
-            out.extend(_pairing(table, "IMAGING_INCLUDED", pairing, day, lines, codes))
+            _pairing(out, table, "IMAGING_INCLUDED", pairing, day, lines, codes)
         if levels:
             for limit in rules.level_limits:
                 out.extend(_levels(table, policies, rules, limit, day, lines))
@@ -102,25 +118,28 @@ def _same_date(
 
 
 def _pairing(
+    out: list[Finding],
     table: RuleTable,
     rule_id: str,
     pairing: CodePairing,
     day: date,
     lines: list[ServiceLine],
     codes: set[str],
-) -> list[Finding]:
+) -> None:
+    """Append a finding to `out` for each anchor line of `pairing` billed with its procedures."""
     if pairing.anchors.isdisjoint(codes) or pairing.procedures.isdisjoint(codes):
-        return []
+        return
     if not pairing.policy.in_effect(day):
-        return []
-    with_ = [line for line in lines if line.procedure_code in pairing.procedures]
-    others = ", ".join(f"{x.procedure_code} (line {x.line_number})" for x in with_)
+        return
+    procedures, anchors = pairing.procedures, pairing.anchors
+    others = ", ".join(
+        [f"{x.procedure_code} (line {x.line_number})" for x in lines
+         if x.procedure_code in procedures]
+    )
     build = _sedation if rule_id == "SEDATION_DOCUMENTATION" else _imaging
-    return [
-        build(table, line, others, pairing.policy)
-        for line in lines
-        if line.procedure_code in pairing.anchors
-    ]
+    for line in lines:
+        if line.procedure_code in anchors:
+            out.append(build(table, line, others, pairing.policy))
 
 
 def _levels(

@@ -11,8 +11,8 @@ Decision points:
   taxonomy is in the current NUCC list, is not (no NPPES or NUCC file ships; billing-rules 7
   found no payer rule tying 64490-64495 to taxonomies).
 - Taxonomy letters must be upper case, as NUCC publishes them; a missing taxonomy is not flagged.
-- NPI results are cached per distinct string (a claim stream repeats a few provider NPIs), so the
-  hot path is a dictionary hit.
+- NPI and taxonomy results are cached per distinct string (a claim stream repeats a few
+  providers), so the hot path is a dictionary hit.
 - Like the other issue-4 families it stays silent in a table built without `policies` (a
   hand-built test table), whose catalogue may lack these rule ids.
 """
@@ -66,6 +66,7 @@ def npi_is_valid(npi: str) -> bool:
     return total % 10 == 0
 
 
+@functools.lru_cache(maxsize=4096)
 def taxonomy_is_valid(code: str) -> bool:
     """A NUCC health-care provider taxonomy code shape: 9 of 0-9/A-Z, then `X`."""
     return _TAXONOMY.fullmatch(code) is not None
@@ -75,11 +76,14 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     if table.policies is None:
         return []
     out: list[Finding] = []
-    if not npi_is_valid(claim.billing_provider_npi):
-        out.append(_npi(table, "billing provider", claim.billing_provider_npi))
+    billing = claim.billing_provider_npi
+    billing_valid = npi_is_valid(billing)
+    if not billing_valid:
+        out.append(_npi(table, "billing provider", billing))
     rendering = claim.rendering_provider
-    if not npi_is_valid(rendering.npi):
-        out.append(_npi(table, "rendering provider", rendering.npi))
+    npi = rendering.npi
+    if not (billing_valid if npi == billing else npi_is_valid(npi)):
+        out.append(_npi(table, "rendering provider", npi))
     taxonomy = rendering.taxonomy_code
     if taxonomy is not None and not taxonomy_is_valid(taxonomy):
         out.append(_taxonomy(table, taxonomy))

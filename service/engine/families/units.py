@@ -45,31 +45,37 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     if not rules.mue_edits:
         return []
     limits = policies.mue
-    source = policies.mue_reference
     out: list[Finding] = []
     # A date-of-service limit needs a sum only when a code repeats; until then each line's units
     # are its day's units, so the common claim never builds the (code, date) groups.
-    seen: set[str] = set()
-    over: list[tuple[MueLimit, ServiceLine]] = []
+    seen: set[str] | None = None
+    over: list[tuple[MueLimit, ServiceLine]] | None = None
     repeated = False
     for line in claim.service_lines:
         code = line.procedure_code
         limit = limits.get(code)
         if limit is None:
             continue
+        units = line.units
         if limit.mai == 1:
-            if line.units > limit.limit:
-                out.append(_exceeds(table, limit, line, (line,), line.units, source))
+            if units > limit.limit:
+                out.append(_exceeds(table, limit, line, (line,), units, policies.mue_reference))
             continue
-        if code in seen:
+        if seen is None:
+            seen = {code}
+        elif code in seen:
             repeated = True
-        seen.add(code)
-        if line.units > limit.limit:
+        else:
+            seen.add(code)
+        if units > limit.limit:
+            if over is None:
+                over = []
             over.append((limit, line))
     if repeated:
-        out.extend(_per_date(table, claim, limits, rules.split_lines, source))
-    else:
-        out.extend(_exceeds(table, lim, line, (line,), line.units, source) for lim, line in over)
+        out.extend(_per_date(table, claim, limits, rules.split_lines, policies.mue_reference))
+    elif over is not None:
+        for limit, line in over:
+            out.append(_exceeds(table, limit, line, (line,), line.units, policies.mue_reference))
     return out
 
 
