@@ -90,6 +90,19 @@ def test_line_count_outside_1_to_50_is_malformed(count: int) -> None:
     ]
 
 
+def test_a_count_over_50_is_the_one_problem_of_the_lines_even_when_lines_are_bad() -> None:
+    """The count is taken from the raw list, not from the lines that happened to validate."""
+    raw = event(service_lines=[{"units": 0}])
+    raw["claim"]["service_lines"] = raw["claim"]["service_lines"] * 60  # type: ignore[index]
+    del raw["claim"]["billing_provider_npi"]  # type: ignore[attr-defined]
+    decoded = decode(json.dumps(raw).encode())
+    assert isinstance(decoded, Malformed)
+    assert [
+        ("claim.billing_provider_npi", "Field required"),
+        ("claim.service_lines", "a claim has 1 to 50 service lines, not 60"),
+    ] == [(p, t) for p, t, _ in decoded.problems]
+
+
 def test_repeated_line_number_is_a_malformed_claim() -> None:
     raw = event(service_lines=[{"line_number": 1}, {"line_number": 1}])
     decoded = decode(json.dumps(raw).encode())

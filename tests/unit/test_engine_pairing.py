@@ -8,7 +8,9 @@ code deleted while its pairings are still listed, chains through contractor-defi
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from service.engine import evaluate
 from service.engine.families import pairing
 from service.models.events import ClaimSubmitted, Finding
 from service.ruletable.compiled import AddonCode, AddonPairing, RuleTable
-from service.ruletable.load import default_table
+from service.ruletable.load import DATA_DIR, default_table, load_table
 from service.verdicts import judge
 from tests.unit.casebook import build_claim, parse
 
@@ -209,3 +211,35 @@ def test_the_claim_level_rendering_provider_is_used_when_lines_have_none() -> No
     )
     found = evaluate(parse(claim), default_table())
     assert [f for f in found if f.rule_id in pairing.RULE_IDS] == []
+
+
+def test_a_payer_without_aoc_edits_gets_no_pairing_finding(tmp_path: Path) -> None:
+    """`national_edits.aoc: false` in payers.yaml turns the add-on edits off for that payer only."""
+    directory = tmp_path / "data"
+    shutil.copytree(DATA_DIR, directory, ignore=shutil.ignore_patterns("__pycache__"))
+    payers_yaml = directory / "payers.yaml"
+    text = payers_yaml.read_text(encoding="utf-8")
+    on = "  UHC:\n    name: UnitedHealthcare\n    national_edits: {aoc: true, mue: true}"
+    assert on in text
+    payers_yaml.write_text(text.replace(on, on.replace("aoc: true", "aoc: false")), "utf-8")
+    table = load_table(directory)
+    assert table.policies is not None
+    assert not table.policies.payer("UHC").aoc_edits
+
+    def pairing_found(payer: str, lines: list[dict[str, Any]]) -> set[tuple[str, int | None]]:
+        claim = parse(build_claim({"payer_id": payer, "service_lines": lines}))
+        return {(f.rule_id, f.line_number) for f in evaluate(claim, table)
+                if f.rule_id in pairing.RULE_IDS}
+
+    alone = [{"procedure_code": "64491"}]
+    unlisted = [{"procedure_code": "64490"}, {"procedure_code": "64727"}]
+    assert pairing_found("UHC", alone) == set()
+    assert pairing_found("UHC", unlisted) == set()
+    # Every other payer, configured or not, keeps the national edits.
+    assert pairing_found("AETNA", alone) == {("ADDON_WITHOUT_PRIMARY", 1)}
+    assert pairing_found("ACME", unlisted) == {("ADDON_PRIMARY_UNLISTED", 2)}
+    # Only the pairing family reads the switch: 51 on an add-on is still reported for UHC.
+    claim = parse(build_claim({"payer_id": "UHC", "service_lines": [
+        {"procedure_code": "64490"}, {"procedure_code": "64491", "modifiers": ["51"]}]}))
+    assert ("MODIFIER_51_ON_ADDON", 2) in {(f.rule_id, f.line_number)
+                                            for f in evaluate(claim, table)}

@@ -21,10 +21,14 @@ Decision points:
   both RT and LT, are not sides of a split (their own rules report them). Each RT/LT pair is
   reported once, on the line that completes it (the later line). Payers listed in
   `table.bilateral_split_payers` want exactly this two-line format, so the rule is off for them.
+- What a modifier list means to the rules (well formed? which of 50/51/59/26/TC/RT/LT?) depends on
+  the list alone, and claims repeat a few lists, so it is worked out once per distinct list
+  (`_marks`, an LRU cache like the NPI check's); a line then costs a cache hit and the code checks.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -65,6 +69,8 @@ _VALID: frozenset[str] = frozenset(
 _X_SUBSETS = ("XE", "XP", "XS", "XU")
 _CHECKED = frozenset({"50", "51", "59", "26", "TC", "RT", "LT"})
 """Modifiers some pair or indicator rule looks at; a line with none of them is done early."""
+_MARKS_CACHED = 4096
+"""Distinct modifier lists whose `_Marks` are kept: claims repeat a small vocabulary of lists."""
 _NO_50 = frozenset({"0", "2", "9"})
 _SHOWN = 6
 
@@ -109,6 +115,43 @@ def _indicators(table: RuleTable) -> _FeeSets:
     return sets
 
 
+@dataclass(frozen=True, slots=True)
+class _Marks:
+    """What one modifier list means to the rules, worked out once per distinct list."""
+
+    well_formed: bool
+    """At most four modifiers, each well-shaped, none repeated."""
+    checked: bool
+    """Carries 50, 51, 59, 26, TC, RT or LT: a pair or indicator rule has to look at the line."""
+    has_51: bool
+    has_50: bool
+    fifty_with_side: bool
+    """50 together with RT or LT."""
+    x_with_59: tuple[str, ...]
+    pctc: bool
+    """26 or TC."""
+    side: Side | None
+    """RT or LT, when the line has one of them and neither the other nor 50: a split side."""
+
+
+@functools.lru_cache(maxsize=_MARKS_CACHED)
+def _marks(mods: tuple[str, ...]) -> _Marks:
+    """The marks of a modifier list; a pure function of the list, so kept per distinct list."""
+    count = len(mods)
+    well_formed = count <= MAX_MODIFIERS and len(set(mods)) == count and _VALID.issuperset(mods)
+    has_50, has_rt, has_lt = "50" in mods, "RT" in mods, "LT" in mods
+    return _Marks(
+        well_formed=well_formed,
+        checked=not _CHECKED.isdisjoint(mods),
+        has_51="51" in mods,
+        has_50=has_50,
+        fifty_with_side=has_50 and (has_rt or has_lt),
+        x_with_59=tuple(m for m in _X_SUBSETS if m in mods) if "59" in mods else (),
+        pctc="26" in mods or "TC" in mods,
+        side=None if has_rt == has_lt or has_50 else ("RT" if has_rt else "LT"),
+    )
+
+
 def check(claim: Claim, table: RuleTable) -> list[Finding]:
     out: list[Finding] = []
     ind: _FeeSets | None = None
@@ -118,48 +161,39 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
         mods = line.modifiers
         if not mods:
             continue
-        count = len(mods)
-        bad = checked = False
-        for m in mods:
-            if m in _CHECKED:  # every checked modifier is well-shaped
-                checked = True
-            elif m not in _VALID:
-                bad = True
-        if count > MAX_MODIFIERS:
-            out.append(_too_many(table, line))
-        if bad:
-            out.append(_invalid(table, line))
-        if count > 1 and (mods[0] == mods[1] if count == 2 else len(set(mods)) != count):
-            out.append(_duplicate(table, line))
-        if not checked:
+        marks = _marks(mods)
+        if not marks.well_formed:
+            count = len(mods)
+            if count > MAX_MODIFIERS:
+                out.append(_too_many(table, line))
+            if not _VALID.issuperset(mods):
+                out.append(_invalid(table, line))
+            if len(set(mods)) != count:
+                out.append(_duplicate(table, line))
+        if not marks.checked:
             continue
         if ind is None:
             ind = _indicators(table)
         code = line.procedure_code
-        if "51" in mods:
+        if marks.has_51:
             addon = addon_index(table).get(code)
             if addon is not None and addon.is_addon_on(line.service_date):
                 out.append(_fifty_one(table, line))
-        has_50 = "50" in mods
-        if has_50:
+        if marks.has_50:
             bilateral = ind.no_50.get(code)
             if bilateral is not None:
                 out.append(_fifty_not_allowed(table, line, bilateral))
-        has_rt = "RT" in mods
-        has_lt = "LT" in mods
-        if has_50 and (has_rt or has_lt):
-            out.append(_fifty_anatomic(table, line))
-        if "59" in mods:
-            x = [m for m in _X_SUBSETS if m in mods]
-            if x:
-                out.append(_fifty_nine(table, line, x))
-        if ("26" in mods or "TC" in mods) and code in ind.no_pctc:
+            if marks.fifty_with_side:
+                out.append(_fifty_anatomic(table, line))
+        if marks.x_with_59:
+            out.append(_fifty_nine(table, line, marks.x_with_59))
+        if marks.pctc and code in ind.no_pctc:
             out.append(_pctc(table, line))
-        if has_rt != has_lt and not has_50 and code in ind.bilateral_one:
+        if marks.side is not None and code in ind.bilateral_one:
             if sided is None:
                 sided = []
-            sided.append((line, "RT" if has_rt else "LT"))
-            sides |= 1 if has_rt else 2
+            sided.append((line, marks.side))
+            sides |= 1 if marks.side == "RT" else 2
     # A split needs an RT line and an LT line: with one side only there is nothing to pair.
     if sided is not None and sides == 3 and claim.payer_id not in table.bilateral_split_payers:
         out.extend(_splits(table, claim, sided))
@@ -271,7 +305,7 @@ def _fifty_anatomic(table: RuleTable, line: ServiceLine) -> Finding:
     )
 
 
-def _fifty_nine(table: RuleTable, line: ServiceLine, x: list[str]) -> Finding:
+def _fifty_nine(table: RuleTable, line: ServiceLine, x: tuple[str, ...]) -> Finding:
     return finding(
         table,
         "MODIFIER_59_WITH_X",

@@ -103,16 +103,24 @@ class Addon:
             era_fixes=tuple(_fix(text, addon.edit_type) for text in texts),
         )
 
+    def primaries_on(self, on: date) -> frozenset[str] | None:
+        """The listed primaries in effect on `on`; None when the code is no add-on edit on `on`.
+
+        The two questions the hot path asks of every add-on line, in one call.
+        """
+        if on > self.last_day:
+            return None
+        if not self.contractor:
+            for start, end in self.spans:
+                if start <= on <= end:
+                    break
+            else:
+                return None
+        return self.listed_on(on)
+
     def is_addon_on(self, on: date) -> bool:
         """Same meaning as `AddonCode.is_addon_on`, without allocating."""
-        if on > self.last_day:
-            return False
-        if self.contractor:
-            return True
-        for start, end in self.spans:  # noqa: SIM110 - a loop allocates no generator
-            if start <= on <= end:
-                return True
-        return False
+        return self.primaries_on(on) is not None
 
     def listed_on(self, on: date) -> frozenset[str]:
         """The listed primaries of this add-on in effect on `on`."""
@@ -212,10 +220,10 @@ def _all_directly_supported(
         if a is None:
             continue
         on = line.service_date
-        if not a.is_addon_on(on):
+        listed = a.primaries_on(on)
+        if listed is None:
             continue
         npi = line.rendering_provider_npi or default_npi
-        listed = a.listed_on(on)
         for other in lines:
             if other is line or other.service_date != on:
                 continue
@@ -223,7 +231,7 @@ def _all_directly_supported(
             if code not in listed or (other.rendering_provider_npi or default_npi) != npi:
                 continue
             primary_addon = addons.get(code)
-            if primary_addon is None or not primary_addon.is_addon_on(on):
+            if primary_addon is None or primary_addon.primaries_on(on) is None:
                 break
         else:
             return False
@@ -253,28 +261,25 @@ def _judge(
     default_npi = claim.rendering_provider.npi
     at = _Lines(lines, [], [], [])
     codes, dates, npis = at.codes, at.dates, at.npis
-    active: list[Addon | None] = []
     # ok[j]: line j may serve as a primary. Non-add-on lines may; add-ons once supported.
     ok: list[bool] = []
-    for line in lines:
+    active: list[tuple[int, Addon, frozenset[str]]] = []  # add-on lines, their listed primaries
+    for i, line in enumerate(lines):
         code, on = line.procedure_code, line.service_date
         codes.append(code)
         dates.append(on)
         npis.append(line.rendering_provider_npi or default_npi)
         a = addons.get(code)
-        if a is not None and not a.is_addon_on(on):
-            a = None
-        active.append(a)
-        ok.append(a is None)
+        primaries = a.primaries_on(on) if a is not None else None
+        ok.append(primaries is None)
+        if a is not None and primaries is not None:
+            active.append((i, a, primaries))
     # Per add-on line: same date and practitioner lines that are listed primaries on that date,
     # and (Type 2/3 only) the other procedures that could be contractor-defined primaries.
     todo: list[_Pending] = []
     candidates: dict[int, list[int]] = {}
-    for i, a in enumerate(active):
-        if a is None:
-            continue
+    for i, a, primaries in active:
         on, npi = dates[i], npis[i]
-        primaries = a.listed_on(on)
         listed: list[int] = []
         others: list[int] = []
         for j, code in enumerate(codes):
@@ -290,9 +295,7 @@ def _judge(
     unlisted = _fixpoint(todo, ok)  # an add-on line with no candidate at all stays unsupported
 
     out: list[Finding] = []
-    for i, a in enumerate(active):
-        if a is None:
-            continue
+    for i, a, _ in active:
         if not ok[i]:
             message = _no_primary(i, a, at, ok)
             out.append(finding(table, "ADDON_WITHOUT_PRIMARY", message, lines[i]))
@@ -305,34 +308,29 @@ def _judge(
 def _fixpoint(todo: list[_Pending], ok: list[bool]) -> dict[int, int]:
     """Mark supported add-on lines in `ok`; return add-on line -> the other procedure accepted.
 
-    The least fixpoint: listed primaries first, all lines of a round judged on the round's
-    starting state; contractor-defined primaries (in line order) only when nothing else moves.
+    The least fixpoint: listed primaries until nothing moves (the result does not depend on the
+    order lines are visited in); then contractor-defined primaries, one pass in line order, each
+    acceptance counting for the lines after it; and again, until that pass accepts nothing.
     """
     unlisted: dict[int, int] = {}
-    while todo:
-        waiting: list[_Pending] = []
-        supported: list[int] = []
-        for pending in todo:
-            if _any_ok(pending[1], ok):
-                supported.append(pending[0])
-            else:
-                waiting.append(pending)
-        if supported:
-            for i in supported:
-                ok[i] = True
-            todo = waiting
-            continue
+    while True:
+        moved = True
+        while moved:
+            moved = False
+            for i, listed, _ in todo:
+                if not ok[i] and _any_ok(listed, ok):
+                    ok[i] = moved = True
+        accepted = False
         for i, _, others in todo:
+            if ok[i]:
+                continue
             for j in others:
                 if ok[j]:
-                    ok[i] = True
+                    ok[i] = accepted = True
                     unlisted[i] = j
                     break
-        still = [pending for pending in todo if not ok[pending[0]]]
-        if len(still) == len(todo):
-            break
-        todo = still
-    return unlisted
+        if not accepted:
+            return unlisted
 
 
 def _any_ok(lines: list[int], ok: list[bool]) -> bool:

@@ -96,21 +96,14 @@ def _same_date(
 ) -> list[Finding]:
     days: dict[date, list[ServiceLine]] = {}
     for line in claim.service_lines:
-        on = line.service_date
-        day_lines = days.get(on)
-        if day_lines is None:
-            days[on] = [line]
-        else:
-            day_lines.append(line)
+        days.setdefault(line.service_date, []).append(line)
     out: list[Finding] = []
     for day, lines in days.items():
-        codes: set[str] = set()
-        for line in lines:
-            codes.add(line.procedure_code)
+        codes = {line.procedure_code for line in lines}
         for pairing in rules.sedation:
-            _pairing(out, table, "SEDATION_DOCUMENTATION", pairing, day, lines, codes)
+            out.extend(_pairing(table, "SEDATION_DOCUMENTATION", pairing, day, lines, codes))
         for pairing in rules.imaging:
-            _pairing(out, table, "IMAGING_INCLUDED", pairing, day, lines, codes)
+            out.extend(_pairing(table, "IMAGING_INCLUDED", pairing, day, lines, codes))
         if levels:
             for limit in rules.level_limits:
                 out.extend(_levels(table, policies, rules, limit, day, lines))
@@ -118,28 +111,25 @@ def _same_date(
 
 
 def _pairing(
-    out: list[Finding],
     table: RuleTable,
     rule_id: str,
     pairing: CodePairing,
     day: date,
     lines: list[ServiceLine],
     codes: set[str],
-) -> None:
-    """Append a finding to `out` for each anchor line of `pairing` billed with its procedures."""
+) -> list[Finding]:
     if pairing.anchors.isdisjoint(codes) or pairing.procedures.isdisjoint(codes):
-        return
+        return []
     if not pairing.policy.in_effect(day):
-        return
-    procedures, anchors = pairing.procedures, pairing.anchors
-    others = ", ".join(
-        [f"{x.procedure_code} (line {x.line_number})" for x in lines
-         if x.procedure_code in procedures]
-    )
+        return []
+    with_ = [line for line in lines if line.procedure_code in pairing.procedures]
+    others = ", ".join(f"{x.procedure_code} (line {x.line_number})" for x in with_)
     build = _sedation if rule_id == "SEDATION_DOCUMENTATION" else _imaging
-    for line in lines:
-        if line.procedure_code in anchors:
-            out.append(build(table, line, others, pairing.policy))
+    return [
+        build(table, line, others, pairing.policy)
+        for line in lines
+        if line.procedure_code in pairing.anchors
+    ]
 
 
 def _levels(

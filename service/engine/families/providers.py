@@ -81,9 +81,9 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     if not billing_valid:
         out.append(_npi(table, "billing provider", billing))
     rendering = claim.rendering_provider
-    npi = rendering.npi
-    if not (billing_valid if npi == billing else npi_is_valid(npi)):
-        out.append(_npi(table, "rendering provider", npi))
+    rendering_npi = rendering.npi
+    if not (billing_valid if rendering_npi == billing else npi_is_valid(rendering_npi)):
+        out.append(_npi(table, "rendering provider", rendering_npi))
     taxonomy = rendering.taxonomy_code
     if taxonomy is not None and not taxonomy_is_valid(taxonomy):
         out.append(_taxonomy(table, taxonomy))
