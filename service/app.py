@@ -6,6 +6,12 @@ start-up in the running loop, or the one handed in by a test), and start/stop ho
 `run(settings)` is what `claims-validator serve` calls: it configures logging, serves until
 SIGTERM/SIGINT, drains the batch in flight and returns the process exit code.
 
+The app is an `AsgiFastStream`: besides consuming, it answers `/metrics`, `/health/live` and
+`/health/ready` (`service.observability`), served by uvicorn in the same event loop from
+before the broker starts until after it stopped (`settings.http`; off for the benchmark's
+pass-through consumer, a plain `FastStream`). Metrics: `service.metrics`; tracing (off by
+default): FastStream's OpenTelemetry middleware.
+
 Shutdown is bounded by `settings.shutdown_timeout_s`: the batch in flight gets up to 60% of
 it to publish and commit (FastStream's graceful timeout), the rest closes the clients. If the
 bound is hit, the uncommitted batch is simply consumed again after the restart.
@@ -17,15 +23,26 @@ import asyncio
 import gc
 import logging
 import signal
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
 
 import structlog
 from faststream import FastStream
+from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
+from service.asyncapi import TITLE, VERSION, declare_outputs
 from service.handlers import ClaimsHandler, register_handlers
+from service.health import Readiness
 from service.logs import configure_logging, framework_logger
+from service.metrics import ServiceMetrics, SubscriberLike
+from service.observability import (
+    HttpServer,
+    TracingUnavailable,
+    http_routes,
+    telemetry_middlewares,
+)
 from service.publishing import BatchPublisher, Producer, build_producer
 from service.routing import Topics
 from service.ruletable.compiled import RuleTable
@@ -79,8 +96,9 @@ class ProducerSlot:
             await producer.stop()
 
 
-def build_broker(settings: Settings) -> KafkaBroker:
-    """The FastStream broker (consumer side) with the service's connection and logging."""
+def build_broker(settings: Settings, middlewares: Sequence[Any] = ()) -> KafkaBroker:
+    """The FastStream broker (consumer side) with the service's connection and logging;
+    `middlewares` are broker-level (FastStream 0.7 has no subscriber-level ones)."""
     return KafkaBroker(
         settings.kafka.servers,
         client_id=settings.kafka.client_id,
@@ -92,6 +110,7 @@ def build_broker(settings: Settings) -> KafkaBroker:
         log_level=logging.DEBUG,
         # Handlers take raw records; see service.handlers._raw_records.
         apply_types=False,
+        middlewares=middlewares,
     )
 
 
@@ -99,9 +118,11 @@ def create_app(
     settings: Settings | None = None,
     table: RuleTable | None = None,
     producer: Producer | None = None,
-) -> FastStream:
+) -> AsgiFastStream:
     """The FastStream app; `table` defaults to the shipped rule table, `producer` to an
-    idempotent aiokafka producer built from `settings` at start-up."""
+    idempotent aiokafka producer built from `settings` at start-up.
+
+    Raises `TracingUnavailable` when tracing is on and OpenTelemetry is not installed."""
     if settings is None:
         settings = load_settings()
     if table is None:
@@ -109,7 +130,9 @@ def create_app(
 
         table = default_table()
 
-    broker = build_broker(settings)
+    metrics = ServiceMetrics(table)
+    tracing, close_tracing = telemetry_middlewares(settings.tracing)
+    broker = build_broker(settings, middlewares=[*tracing, metrics.middleware()])
     slot = ProducerSlot(settings, producer)
     publisher = BatchPublisher(
         slot,
@@ -122,7 +145,18 @@ def create_app(
         dead_letter=settings.topics.dead_letter,
         group_id=settings.consumer.group_id,
     )
-    register_handlers(broker, settings, ClaimsHandler(table, topics, publisher))
+    subscriber = register_handlers(
+        broker, settings, ClaimsHandler(table, topics, publisher, observer=metrics)
+    )
+    metrics.consumer_lag.watch(subscriber)
+    declare_outputs(broker, settings.topics)  # for the AsyncAPI document only
+    readiness = Readiness(
+        ping=broker.ping,
+        assigned_partitions=lambda: _assigned_partitions(subscriber),
+        rule_table_version=lambda: table.version,
+        ping_timeout_s=settings.http.ping_timeout_s,
+        ping_cache_s=settings.http.ping_cache_s,
+    )
 
     def started() -> None:
         log.info(
@@ -135,20 +169,31 @@ def create_app(
             batch_size=settings.consumer.batch_size,
         )
 
-    return FastStream(
+    return AsgiFastStream(
         broker,
+        asgi_routes=http_routes(metrics, readiness),
         logger=framework_logger(),
         on_startup=[slot.start],
         after_startup=[started],
-        after_shutdown=[slot.stop],
-        specification=AsyncAPI(title="claims-validator", version="1.0.0"),
+        on_shutdown=[readiness.stopping],
+        after_shutdown=[slot.stop, *([close_tracing] if close_tracing else [])],
+        specification=AsyncAPI(title=TITLE, version=VERSION),
     )
+
+
+def _assigned_partitions(subscriber: SubscriberLike) -> int | None:
+    consumer = subscriber.consumer
+    return None if consumer is None else len(consumer.assignment())
 
 
 def run(settings: Settings) -> int:
     """Serve until SIGTERM or SIGINT; return the process exit code (0 after a clean drain)."""
     configure_logging(settings)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except TracingUnavailable as exc:
+        log.error("startup_failed", error=type(exc).__name__, error_detail=str(exc))
+        return EXIT_STARTUP_FAILED
     tune_gc()
     return asyncio.run(serve(app, settings))
 
@@ -170,13 +215,42 @@ def tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
-async def serve(app: FastStream, settings: Settings) -> int:
-    """Start `app`, wait for SIGTERM/SIGINT, stop it within the shutdown bound; the exit code."""
+async def serve(app: FastStream | AsgiFastStream, settings: Settings) -> int:
+    """Start `app`, wait for SIGTERM/SIGINT, stop it within the shutdown bound; the exit code.
+
+    An `AsgiFastStream` app is also served over HTTP (unless `settings.http.enabled` is
+    false) from before the broker starts until after it stopped, so the probes see the
+    start-up and the drain."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    http: HttpServer | None = None
+    if settings.http.enabled and isinstance(app, AsgiFastStream):
+        http = HttpServer(app, settings.http)
+        try:
+            await http.start()
+        except OSError as exc:  # e.g. the port is taken
+            log.error(
+                "startup_failed",
+                error=type(exc).__name__,
+                error_detail=str(exc)[:300],
+                http_host=settings.http.host,
+                http_port=settings.http.port,
+            )
+            await http.stop()
+            return EXIT_STARTUP_FAILED
+    try:
+        return await _serve_app(app, settings, stop)
+    finally:
+        if http is not None:
+            await http.stop()
+
+
+async def _serve_app(
+    app: FastStream | AsgiFastStream, settings: Settings, stop: asyncio.Event
+) -> int:
     try:
         await app.start()
     except Exception as exc:  # any start-up failure ends the process with a reason
@@ -196,7 +270,7 @@ async def serve(app: FastStream, settings: Settings) -> int:
     return EXIT_OK
 
 
-async def _stop_quietly(app: FastStream, timeout_s: float) -> None:
+async def _stop_quietly(app: FastStream | AsgiFastStream, timeout_s: float) -> None:
     try:
         async with asyncio.timeout(timeout_s):
             await app.stop()

@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     docs = rules_commands.add_parser("docs", help="print (or --write) the README rule catalogue")
     docs.add_argument("--write", type=Path, metavar="README", help="update this file in place")
 
-    schemas = commands.add_parser("schemas", help="write the event JSON Schemas")
+    schemas = commands.add_parser(
+        "schemas", help="write the event JSON Schemas and the AsyncAPI document"
+    )
     schemas.add_argument("--out", type=Path, default=Path("schemas"), metavar="DIR")
     return parser
 

@@ -6,14 +6,16 @@ acknowledged every record it produced; if the handler raises, FastStream seeks t
 back to the start of the batch and it is handled again. It never auto-commits.
 
 The handler body is deliberately thin: `service.routing.route` decides, `BatchPublisher`
-publishes, and the log lines are written only once the broker has acknowledged them.
+publishes, and the log lines are written only once the broker has acknowledged them. A
+`BatchObserver` (the service's metrics) then sees the whole batch at once, never each record.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from faststream import AckPolicy
@@ -25,7 +27,10 @@ from service.routing import InputRecord, OutRecord, Routed, Topics, route
 from service.ruletable.compiled import RuleTable
 from service.settings import Settings
 
-__all__ = ["BatchHandler", "ClaimsHandler", "register_handlers"]
+if TYPE_CHECKING:
+    from faststream.kafka.subscriber.usecase import BatchSubscriber
+
+__all__ = ["BatchHandler", "BatchObserver", "ClaimsHandler", "register_handlers"]
 
 log = structlog.get_logger("claims_validator.handler")
 verdict_log = structlog.get_logger(VERDICT_LOGGER)
@@ -33,6 +38,14 @@ verdict_log = structlog.get_logger(VERDICT_LOGGER)
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class BatchObserver(Protocol):
+    """Told about each batch once it is published (`service.metrics.ServiceMetrics`)."""
+
+    async def observe_batch(
+        self, routed: Sequence[Routed], seconds: float, attempts: int
+    ) -> None: ...
 
 
 class ClaimsHandler:
@@ -44,13 +57,16 @@ class ClaimsHandler:
         topics: Topics,
         publisher: BatchPublisher,
         clock: Callable[[], datetime] = _utc_now,
+        observer: BatchObserver | None = None,
     ) -> None:
         self._table = table
         self._topics = topics
         self._publisher = publisher
         self._clock = clock
+        self._observer = observer
 
     async def __call__(self, records: Sequence[InputRecord]) -> None:
+        started = time.perf_counter()
         now = self._clock()
         routed: list[Routed] = []
 
@@ -61,13 +77,19 @@ class ClaimsHandler:
                 routed.append(result)
                 yield result.out
 
-        await self._publisher.publish(outgoing())
+        attempts = await self._publisher.publish(outgoing())
+        seconds = time.perf_counter() - started
         for r in routed:
             if r.event == "verdict":
                 verdict_log.info(r.event, **r.fields)
             else:
                 log.warning(r.event, **r.fields)
         flush_logs()
+        if self._observer is not None:
+            try:
+                await self._observer.observe_batch(routed, seconds, attempts)
+            except Exception as exc:  # the batch is published: never redeliver it for this
+                log.warning("observe_batch_failed", error=type(exc).__name__)
 
 
 async def _raw_records(msg: Any) -> Any:
@@ -83,8 +105,11 @@ BatchHandler = Callable[[Sequence[InputRecord]], Awaitable[None]]
 """Takes one consumed batch; returns once everything it produced is acknowledged."""
 
 
-def register_handlers(broker: KafkaBroker, settings: Settings, handler: BatchHandler) -> None:
-    """Subscribe `handler` to the input topic as a batch consumer in the service's group.
+def register_handlers(
+    broker: KafkaBroker, settings: Settings, handler: BatchHandler
+) -> BatchSubscriber:
+    """Subscribe `handler` to the input topic as a batch consumer in the service's group;
+    the subscriber (its `consumer` is the aiokafka consumer while it runs).
 
     `handler` is a `ClaimsHandler`; the Kafka benchmark passes a pass-through one to measure
     the same consumer and producer without the rules."""
@@ -112,3 +137,5 @@ def register_handlers(broker: KafkaBroker, settings: Settings, handler: BatchHan
         # Any because FastDepends builds a pydantic model of the signature (not used for
         # validation with apply_types=False, but it cannot describe a ConsumerRecord).
         await handler(records)
+
+    return subscriber

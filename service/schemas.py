@@ -1,4 +1,6 @@
-"""JSON Schemas of the event contract, generated from the wire models (never hand-written)."""
+"""JSON Schemas of the event contract, generated from the wire models (never hand-written).
+
+`write_schemas()` also writes the AsyncAPI document of the service next to them."""
 
 from __future__ import annotations
 
@@ -32,10 +34,14 @@ def render_schemas() -> dict[str, str]:
 
 
 def write_schemas(directory: Path) -> list[Path]:
+    """The JSON Schemas and the service's AsyncAPI document (`service.asyncapi`)."""
+    from service.asyncapi import write_asyncapi  # builds the app: only when writing
+
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in render_schemas().items():
         path = directory / name
         path.write_text(text)
         written.append(path)
+    written.extend(write_asyncapi(directory))
     return written

@@ -1,7 +1,8 @@
 """Service configuration: one `Settings` object read from `CLAIMS_*` environment variables.
 
 Nested groups use `__`: `CLAIMS_KAFKA__BOOTSTRAP_SERVERS`, `CLAIMS_TOPICS__SUBMITTED`,
-`CLAIMS_CONSUMER__BATCH_SIZE`, `CLAIMS_LOG__FORMAT`, ... `load_settings()` turns a pydantic
+`CLAIMS_CONSUMER__BATCH_SIZE`, `CLAIMS_LOG__FORMAT`, `CLAIMS_HTTP__PORT`,
+`CLAIMS_TRACING__ENABLED`, ... `load_settings()` turns a pydantic
 `ValidationError` into a `ConfigError` whose message has one line per problem, naming the
 environment variable, so a bad deployment stops at start-up with a message an operator can act on.
 Values are never echoed in that message: one of them may be a password.
@@ -22,11 +23,13 @@ __all__ = [
     "ENV_PREFIX",
     "ConfigError",
     "ConsumerSettings",
+    "HttpSettings",
     "KafkaSettings",
     "LogSettings",
     "PublishSettings",
     "Settings",
     "TopicSettings",
+    "TracingSettings",
     "env_name",
     "load_settings",
 ]
@@ -251,6 +254,47 @@ class LogSettings(BaseModel):
     )
 
 
+class HttpSettings(BaseModel):
+    """The HTTP port of the same process: /metrics, /health/live and /health/ready."""
+
+    model_config = _GROUP
+
+    enabled: bool = Field(True, description="Serve /metrics and the health endpoints.")
+    host: str = Field("0.0.0.0", min_length=1, description="Address to listen on.")  # noqa: S104
+    port: int = Field(
+        8000, ge=0, le=65_535, description="Port to listen on; 0 picks a free one (tests)."
+    )
+    ping_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description="Readiness: how long the broker may take to answer (below the probe's "
+        "timeoutSeconds).",
+    )
+    ping_cache_s: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="Readiness: how long a broker answer is reused, so probes do not hammer it.",
+    )
+
+
+class TracingSettings(BaseModel):
+    """OpenTelemetry tracing of consumed batches; needs the `otel` extra when enabled."""
+
+    model_config = _GROUP
+
+    enabled: bool = Field(False, description="Trace each consumed batch with OpenTelemetry.")
+    service_name: str = Field(
+        "claims-validator", min_length=1, description="service.name of the emitted spans."
+    )
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces URL, e.g. http://otel-collector:4318/v1/traces; unset: "
+        "the globally configured tracer provider (e.g. by opentelemetry-instrument).",
+    )
+
+
 class Settings(BaseSettings):
     """Everything `claims-validator serve` can be told; see the module docstring for env names."""
 
@@ -272,6 +316,12 @@ class Settings(BaseSettings):
         default_factory=PublishSettings, description="Verdict producer and retry backoff."
     )
     log: LogSettings = Field(default_factory=LogSettings, description="Log format and level.")
+    http: HttpSettings = Field(
+        default_factory=HttpSettings, description="Metrics and health endpoints."
+    )
+    tracing: TracingSettings = Field(
+        default_factory=TracingSettings, description="OpenTelemetry tracing."
+    )
     shutdown_timeout_s: float = Field(
         20.0,
         gt=0,

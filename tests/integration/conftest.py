@@ -340,6 +340,9 @@ class ServiceProcess:
                 # The broker's minimum; a killed member is noticed within it.
                 "CLAIMS_CONSUMER__SESSION_TIMEOUT_MS": "6000",
                 "CLAIMS_CONSUMER__HEARTBEAT_INTERVAL_MS": "1000",
+                # Several processes at once: each serves its HTTP endpoints on a free port.
+                "CLAIMS_HTTP__HOST": "127.0.0.1",
+                "CLAIMS_HTTP__PORT": "0",
                 "PYTHONPATH": str(REPO),
                 **(extra or {}),
             }
