@@ -8,16 +8,39 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 
 from service.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
+PARTITIONS = 3
+"""Like docker-compose's kafka-init: the service declares no topics, the deployment does."""
+
+
+async def ensure_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            # Created meanwhile by another run is what we wanted too.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [NewTopic(n, num_partitions=PARTITIONS, replication_factor=1) for n in missing]
+                )
+            print(f"created topics {', '.join(missing)}", file=sys.stderr)
+    finally:
+        await admin.close()
 
 
 async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
@@ -34,12 +57,16 @@ async def main() -> int:
     parser.add_argument("files", nargs="*", default=[str(ROOT / "samples" / "claims.jsonl"),
                                                      str(ROOT / "samples" / "unreadable.jsonl")])
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--topics-only", action="store_true", help="create the topics and stop")
     args = parser.parse_args()
 
     settings = load_settings()
     bootstrap = settings.kafka.bootstrap_servers
     topics = settings.topics
     outputs = [topics.accepted, topics.flagged, topics.dead_letter]
+    await ensure_topics(bootstrap, [topics.submitted, *outputs])
+    if args.topics_only:
+        return 0
     events = read_events(args.files)
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -60,14 +87,11 @@ async def main() -> int:
             await producer.send_and_wait(topics.submitted, raw, key=key)
         print(f"published {len(events)} events to {topics.submitted}", file=sys.stderr)
 
-        consumer.subscribe(outputs)
-        while not consumer.assignment():
-            await asyncio.sleep(0.1)
-            await consumer.getmany(timeout_ms=100)
-        for tp in consumer.assignment():
-            consumer.seek(tp, starts.get(tp, 0))
-        rows: list[tuple[str, str, str, str]] = []
         deadline = time.monotonic() + args.timeout
+        consumer.assign(list(starts))
+        for tp, offset in starts.items():
+            consumer.seek(tp, offset)
+        rows: list[tuple[str, str, str, str]] = []
         while len(rows) < len(events) and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             for tp, records in batch.items():
@@ -104,14 +128,21 @@ def describe(topic: str, rec: object, dead_letter: str) -> tuple[str, str, str, 
     return (verdict["claim_id"], verdict["verdict"], findings or "-", topic)
 
 
+FINDINGS_WIDTH = 64
+
+
 def print_table(rows: list[tuple[str, str, str, str]]) -> None:
+    """Claims in id order, dead letters last; long finding lists wrap inside their column."""
     rows = sorted(rows, key=lambda r: (r[0] == "(unreadable)", r[0]))
     head = ("claim", "verdict", "findings (rule@line)", "topic / origin")
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(3)]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(2)] + [FINDINGS_WIDTH]
     print(f"{head[0]:<{widths[0]}}  {head[1]:<{widths[1]}}  {head[2]:<{widths[2]}}  {head[3]}")
-    print("  ".join("-" * w for w in widths) + "  " + "-" * 14)
-    for r in rows:
-        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}")
+    print("  ".join("-" * w for w in widths) + "  " + "-" * 16)
+    for claim, verdict, findings, where in rows:
+        parts = textwrap.wrap(findings, FINDINGS_WIDTH, break_on_hyphens=False) or ["-"]
+        print(f"{claim:<{widths[0]}}  {verdict:<{widths[1]}}  {parts[0]:<{widths[2]}}  {where}")
+        for more in parts[1:]:
+            print(f"{'':<{widths[0]}}  {'':<{widths[1]}}  {more}")
 
 
 if __name__ == "__main__":

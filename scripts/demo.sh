@@ -9,6 +9,7 @@ export CLAIMS_KAFKA__BOOTSTRAP_SERVERS="$BOOTSTRAP"
 mkdir -p "$ROOT/.cache/demo"
 LOG="$ROOT/.cache/demo/service.log"
 
+"$PY" "$ROOT/scripts/demo.py" --topics-only
 "$VENV/bin/claims-validator" serve >"$LOG" 2>&1 &
 SERVICE=$!
 cleanup() {

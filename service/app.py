@@ -55,6 +55,7 @@ __all__ = [
     "ProducerSlot",
     "build_broker",
     "create_app",
+    "rule_table",
     "run",
     "serve",
     "tune_gc",
@@ -114,6 +115,16 @@ def build_broker(settings: Settings, middlewares: Sequence[Any] = ()) -> KafkaBr
     )
 
 
+def rule_table(settings: Settings) -> RuleTable:
+    """The table `settings` names (CLAIMS_RULE_TABLE_DIR), else the one shipped in the package.
+
+    A broken table raises `RuleTableError` naming the file, row and field: start-up stops there.
+    """
+    from service.ruletable.load import default_table, load_table
+
+    return load_table(settings.rule_table_dir) if settings.rule_table_dir else default_table()
+
+
 def create_app(
     settings: Settings | None = None,
     table: RuleTable | None = None,
@@ -126,9 +137,7 @@ def create_app(
     if settings is None:
         settings = load_settings()
     if table is None:
-        from service.ruletable.load import default_table
-
-        table = default_table()
+        table = rule_table(settings)
 
     metrics = ServiceMetrics(table)
     tracing, close_tracing = telemetry_middlewares(settings.tracing)

@@ -322,6 +322,13 @@ class Settings(BaseSettings):
     tracing: TracingSettings = Field(
         default_factory=TracingSettings, description="OpenTelemetry tracing."
     )
+    rule_table_dir: Path | None = Field(
+        None,
+        description=(
+            "Directory of a rule table built by `claims-validator rules import --out DIR`;"
+            " unset: the table shipped in the package."
+        ),
+    )
     shutdown_timeout_s: float = Field(
         20.0,
         gt=0,
