@@ -42,7 +42,10 @@ def _parser() -> argparse.ArgumentParser:
         "import-mue", help="load an official CMS practitioner MUE file", add_help=False
     )
     rules_commands.add_parser("show", help="print the table version, digest and provenance")
-    docs = rules_commands.add_parser("docs", help="print (or --write) the README rule catalogue")
+
+    docs = commands.add_parser(
+        "docs", help="print the generated README sections (rules, settings), or --write them"
+    )
     docs.add_argument("--write", type=Path, metavar="README", help="update this file in place")
 
     schemas = commands.add_parser(
@@ -95,12 +98,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         table = load_table(args.rules) if args.rules else default_table()
         return check_files(args.files, table)
-    if args.command == "rules" and args.rules_command == "docs":
-        from service.ruletable.docs import render_rules_markdown, update_readme
+    if args.command == "docs":
+        from service.docs import SECTIONS, render_section, update_readme
         from service.ruletable.load import default_table
 
         if args.write is None:
-            print(render_rules_markdown(default_table()))
+            print("\n\n".join(render_section(name, default_table()) for name in SECTIONS))
         elif update_readme(args.write, default_table()):
             print(f"updated {args.write}")
         return 0
