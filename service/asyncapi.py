@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 import yaml
 
 from service.models.events import ClaimSubmitted, VerdictEvent
+from service.schemas import write_texts
 from service.settings import Settings, TopicSettings
 
 if TYPE_CHECKING:
@@ -217,10 +218,4 @@ def render_asyncapi(settings: Settings | None = None) -> dict[str, str]:
 
 def write_asyncapi(out_dir: Path) -> list[Path]:
     """Write schemas/asyncapi.json and .yaml into `out_dir`; the paths written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in render_asyncapi().items():
-        path = out_dir / name
-        path.write_text(text)
-        written.append(path)
-    return written
+    return write_texts(out_dir, render_asyncapi())

@@ -15,6 +15,7 @@ import orjson
 from pydantic import ValidationError
 
 from service.models.events import MAX_SERVICE_LINES, ClaimSubmitted
+from service.schema_errors import dotted_path, error_message
 
 __all__ = ["Decoded", "Malformed", "Readable", "Unreadable", "decode", "field_path"]
 
@@ -51,13 +52,7 @@ _COUNT_ERRORS = frozenset({"too_short", "too_long"})
 
 def field_path(loc: tuple[int | str, ...]) -> str:
     """`('claim', 'service_lines', 1, 'units')` -> `claim.service_lines[1].units`."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out or "(event)"
+    return dotted_path(loc, "(event)")
 
 
 def decode(raw: bytes | None) -> Decoded:
@@ -109,7 +104,7 @@ def _problems(error: ValidationError, claim: dict[str, object]) -> tuple[Problem
                 continue
             if len(loc) == 2 and err["type"] in _COUNT_ERRORS:
                 continue  # 1..50 raw lines: the bad ones are reported each, not as a count
-        out.append((field_path(loc), _problem_text(err), _line_number(claim, loc)))
+        out.append((field_path(loc), error_message(err), _line_number(claim, loc)))
     return tuple(out)
 
 
@@ -127,10 +122,3 @@ def _line_number(claim: dict[str, object], loc: tuple[int | str, ...]) -> int | 
     if isinstance(number, int) and not isinstance(number, bool) and number >= 1:
         return number
     return loc[2] + 1
-
-
-def _problem_text(err: object) -> str:
-    # pydantic messages describe the expectation ("Input should be a valid date ..."), never the
-    # value; a value error raised by our own validators carries its text after "Value error, ".
-    msg = str(err["msg"])  # type: ignore[index]
-    return msg.removeprefix("Value error, ")

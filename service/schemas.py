@@ -5,12 +5,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from service.models.events import ClaimSubmitted, VerdictEvent
 
-__all__ = ["SCHEMAS", "render_schemas", "write_schemas"]
+__all__ = ["SCHEMAS", "render_schemas", "write_schemas", "write_texts"]
 
 SCHEMA_BASE = "https://claims-validator.example/schemas/"
 
@@ -37,11 +38,15 @@ def write_schemas(directory: Path) -> list[Path]:
     """The JSON Schemas and the service's AsyncAPI document (`service.asyncapi`)."""
     from service.asyncapi import write_asyncapi  # builds the app: only when writing
 
+    return [*write_texts(directory, render_schemas()), *write_asyncapi(directory)]
+
+
+def write_texts(directory: Path, texts: Mapping[str, str]) -> list[Path]:
+    """Write each file name -> text into `directory` (created if need be); the paths written."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in render_schemas().items():
+    for name, text in texts.items():
         path = directory / name
         path.write_text(text)
         written.append(path)
-    written.extend(write_asyncapi(directory))
     return written

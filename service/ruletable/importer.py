@@ -20,7 +20,6 @@ import io
 import json
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any
 import yaml
 
 from service.ruletable.compiled import RuleTable
+from service.ruletable.importing import SourceFileError, cell_text, install_table, run_command
 from service.ruletable.load import (
     AOC_FILE,
     DATA_DIR,
@@ -40,7 +40,6 @@ from service.ruletable.load import (
     POS_FILE,
     TABLE_FILES,
     RuleTableError,
-    load_table,
 )
 from service.ruletable.schema import (
     AOC_COLUMNS,
@@ -96,11 +95,8 @@ _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT",
 _GLOBAL_PADDED = {"0": "000", "00": "000", "10": "010", "90": "090"}
 
 
-class ImportFileError(Exception):
+class ImportFileError(SourceFileError):
     """A source file cannot be imported; the message names the file, row and column."""
-
-    def __init__(self, file: str, row: int | str, column: str, problem: str) -> None:
-        super().__init__(f"{file}: row {row}: column {column}: {problem}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,15 +187,6 @@ def _code(value: str) -> str:
     return value.zfill(5) if value.isdigit() and len(value) < 5 else value
 
 
-def _cell(value: Any) -> str:
-    """A workbook cell as text: None -> '', whole floats without `.0`, stripped."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
 # -- AOC workbook ------------------------------------------------------------------------------
 
 
@@ -226,7 +213,7 @@ def read_aoc(path: Path) -> list[dict[str, str]]:
 def _aoc_records(name: str, rows: Iterable[Sequence[Any]]) -> Iterator[dict[str, str]]:
     index: dict[str, int] | None = None
     for number, raw in enumerate(rows, start=1):
-        cells = [_cell(v) for v in raw]
+        cells = [cell_text(v) for v in raw]
         if index is None:
             if all(h in cells for h in AOC_HEADERS):
                 index = {h: cells.index(h) for h in AOC_HEADERS}
@@ -502,17 +489,7 @@ def run_import(
         }
         outputs[MANIFEST_FILE] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
         (stage / MANIFEST_FILE).write_bytes(outputs[MANIFEST_FILE])
-        load_table(stage, rule_ids=rule_ids)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for path in sorted(stage.rglob("*")):
-            target = out_dir / path.relative_to(stage)
-            if path.is_dir():
-                target.mkdir(exist_ok=True)
-            elif (path.parent == stage and path.name in outputs) or not target.exists():
-                tmp = target.with_name(target.name + ".tmp")
-                tmp.write_bytes(path.read_bytes())
-                tmp.replace(target)
-    table = load_table(out_dir, rule_ids=rule_ids)
+        table = install_table(stage, out_dir, outputs, rule_ids=rule_ids)
     return ImportReport(
         out_dir=out_dir,
         imported=tuple(name for name in TABLE_FILES if name in entries),
@@ -587,21 +564,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main_import(argv: list[str]) -> int:
     """`claims-validator rules import`: 0 done, 1 a bad file (named with row/column), 2 usage."""
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse has printed the usage
-        return 0 if exc.code == 0 else 2
-    for option in ("aoc", "rvu", "pos"):
-        path: Path | None = getattr(args, option)
-        if path is not None and not path.is_file():
-            print(f"{parser.prog}: --{option}: no such file: {path}", file=sys.stderr)
-            return 2
-    try:
-        report = run_import(args.aoc, args.rvu, args.pos, args.out,
-                            pos_release_label=args.pos_release)
-    except (ImportFileError, RuleTableError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 1
-    print(report.summary())
-    return 0
+
+    def run(args: argparse.Namespace) -> str:
+        return run_import(
+            args.aoc, args.rvu, args.pos, args.out, pos_release_label=args.pos_release
+        ).summary()
+
+    return run_command(_parser(), argv, ("aoc", "rvu", "pos"), run)

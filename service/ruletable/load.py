@@ -9,18 +9,13 @@ This is a library: it logs nothing; the service logs `version` and `digest` at s
 
 from __future__ import annotations
 
-import csv
 import functools
 import hashlib
-import io
-import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import TypeAdapter
 
 from service.ruletable.compiled import (
     AddonCode,
@@ -29,6 +24,13 @@ from service.ruletable.compiled import (
     Provenance,
     RuleInfo,
     RuleTable,
+)
+from service.ruletable.files import (
+    RuleTableError,
+    csv_records,
+    json_data,
+    validated,
+    yaml_data,
 )
 from service.ruletable.schema import (
     AOC_COLUMNS,
@@ -69,8 +71,6 @@ TABLE_FILES: Mapping[str, str] = {
 _DATA_SUFFIXES = frozenset({".csv", ".json", ".yaml"})
 CONTRACTOR_DEFINED = "CCCCC"
 
-_Row = TypeVar("_Row", bound=BaseModel)
-
 _AOC_ROWS = TypeAdapter(list[AocRow])
 _FEE_ROWS = TypeAdapter(list[FeeRow])
 _POS_ROWS = TypeAdapter(list[PosRow])
@@ -78,19 +78,6 @@ _RULE_ROWS = TypeAdapter(list[RuleRow])
 _POS_ALLOWED = TypeAdapter(PosAllowedFile)
 _MANIFEST = TypeAdapter(Manifest)
 _EDIT_TYPES: Mapping[str, Literal[1, 2, 3]] = {"1": 1, "2": 2, "3": 3}
-
-_YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class RuleTableError(Exception):
-    """The rule-table data is invalid: `<file>: row <n>: field <name>: <problem>`."""
-
-    def __init__(self, file: str, row: int | str, field: str, problem: str) -> None:
-        super().__init__(f"{file}: row {row}: field {field}: {problem}")
-        self.file = file
-        self.row = row
-        self.field = field
-        self.problem = problem
 
 
 def load_table(
@@ -104,9 +91,9 @@ def load_table(
     root = DATA_DIR if directory is None else Path(directory)
     files = _read_files(root)
     manifest = _load_manifest(files)
-    pos_rows = _csv_models(files, POS_FILE, POS_COLUMNS, _POS_ROWS)
-    fee_rows = _csv_models(files, FEE_FILE, FEE_COLUMNS, _FEE_ROWS)
-    aoc_rows = _csv_models(files, AOC_FILE, AOC_COLUMNS, _AOC_ROWS)
+    pos_rows = validated(POS_FILE, _POS_ROWS, csv_records(files, POS_FILE, POS_COLUMNS), "csv")
+    fee_rows = validated(FEE_FILE, _FEE_ROWS, csv_records(files, FEE_FILE, FEE_COLUMNS), "csv")
+    aoc_rows = validated(AOC_FILE, _AOC_ROWS, csv_records(files, AOC_FILE, AOC_COLUMNS), "csv")
     pos_codes = _compile_pos(pos_rows)
     fee = _compile_fee(fee_rows)
     addons = _compile_addons(aoc_rows)
@@ -174,105 +161,11 @@ def _read_files(root: Path) -> dict[str, bytes]:
     return files
 
 
-def _text(files: Mapping[str, bytes], name: str) -> str:
-    raw = files[name]
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        row = raw[: exc.start].count(b"\n") + 1
-        raise RuleTableError(name, row, "-", "not UTF-8 text") from exc
-
-
-def _csv_models(
-    files: Mapping[str, bytes],
-    name: str,
-    columns: Sequence[str],
-    adapter: TypeAdapter[list[_Row]],
-) -> list[_Row]:
-    reader = csv.reader(io.StringIO(_text(files, name), newline=""))
-    header = next(reader, None)
-    if header is None:
-        raise RuleTableError(name, 1, "-", "empty file (no header row)")
-    for column in columns:
-        if column not in header:
-            raise RuleTableError(name, 1, column, "missing column")
-    for column in header:
-        if column not in columns:
-            raise RuleTableError(name, 1, column or "-", "unexpected column")
-        if header.count(column) > 1:
-            raise RuleTableError(name, 1, column, "column appears twice")
-    width = len(header)
-    records: list[dict[str, str]] = []
-    for number, cells in enumerate(reader, start=2):
-        if len(cells) != width:
-            raise RuleTableError(name, number, "-", f"expected {width} values, found {len(cells)}")
-        records.append(dict(zip(header, cells, strict=True)))
-    try:
-        return adapter.validate_python(records)
-    except ValidationError as exc:
-        raise _list_error(name, exc, first_row=2) from None
-
-
-def _list_error(name: str, exc: ValidationError, *, first_row: int) -> RuleTableError:
-    """The first problem of a list validation, as file/row/field (row = list index + first_row)."""
-    error = exc.errors()[0]
-    loc = error["loc"]
-    index = loc[0] if loc and isinstance(loc[0], int) else None
-    row: int | str = "-" if index is None else index + first_row
-    field = _dotted(loc[1:] if index is not None else loc)
-    more = exc.error_count() - 1
-    problem = _problem(error) + (f" (and {more} more problem(s))" if more else "")
-    return RuleTableError(name, row, field, problem)
-
-
-def _problem(error: ErrorDetails) -> str:
-    """Pydantic's message, without the `Value error, ` prefix our own validators get."""
-    if error["type"] == "value_error" and "error" in error.get("ctx", {}):
-        return str(error["ctx"]["error"])
-    return error["msg"]
-
-
-def _dotted(loc: Iterable[int | str]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text or "-"
-
-
-def _yaml(files: Mapping[str, bytes], name: str) -> Any:
-    try:
-        return yaml.load(_text(files, name), Loader=_YamlLoader)  # noqa: S506 (a safe loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        row: int | str = mark.line + 1 if mark is not None else "-"
-        raise RuleTableError(name, row, "-", f"not valid YAML: {exc}") from None
-
-
-def _mapping_error(name: str, exc: ValidationError) -> RuleTableError:
-    """For a YAML/JSON mapping file: row = entry number in the list named first, else 1."""
-    error = exc.errors()[0]
-    loc = list(error["loc"])
-    row: int = 1
-    if len(loc) >= 2 and isinstance(loc[1], int):
-        row = loc[1] + 1
-        del loc[1]
-    more = exc.error_count() - 1
-    problem = _problem(error) + (f" (and {more} more problem(s))" if more else "")
-    return RuleTableError(name, row, _dotted(loc), problem)
-
-
 # -- per file ----------------------------------------------------------------------------------
 
 
 def _load_manifest(files: Mapping[str, bytes]) -> Manifest:
-    try:
-        data = json.loads(_text(files, MANIFEST_FILE))
-    except json.JSONDecodeError as exc:
-        raise RuleTableError(MANIFEST_FILE, exc.lineno, "-", f"not valid JSON: {exc.msg}") from None
-    try:
-        return _MANIFEST.validate_python(data)
-    except ValidationError as exc:
-        raise _mapping_error(MANIFEST_FILE, exc) from None
+    return validated(MANIFEST_FILE, _MANIFEST, json_data(files, MANIFEST_FILE), "mapping")
 
 
 def _check_manifest(manifest: Manifest, curated_version: int, counts: Mapping[str, int]) -> None:
@@ -369,10 +262,7 @@ def _compile_addons(rows: Sequence[AocRow]) -> dict[str, AddonCode]:
 
 
 def _load_pos_allowed(files: Mapping[str, bytes]) -> PosAllowedFile:
-    try:
-        return _POS_ALLOWED.validate_python(_yaml(files, POS_ALLOWED_FILE))
-    except ValidationError as exc:
-        raise _mapping_error(POS_ALLOWED_FILE, exc) from None
+    return validated(POS_ALLOWED_FILE, _POS_ALLOWED, yaml_data(files, POS_ALLOWED_FILE), "mapping")
 
 
 def _compile_pos_allowed(
@@ -435,13 +325,10 @@ def _load_rules(files: Mapping[str, bytes]) -> dict[str, RuleInfo]:
         if len(parts) != 2 or parts[0] != RULES_DIR or not name.endswith(".yaml"):
             continue
         family = parts[1].removesuffix(".yaml")
-        data = _yaml(files, name)
+        data = yaml_data(files, name)
         if not isinstance(data, list):
             raise RuleTableError(name, "-", "-", "expected a list of rule entries")
-        try:
-            entries = _RULE_ROWS.validate_python(data)
-        except ValidationError as exc:
-            raise _list_error(name, exc, first_row=1) from None
+        entries = validated(name, _RULE_ROWS, data, "list")
         for row, entry in enumerate(entries, start=1):
             if entry.id in rules:
                 raise RuleTableError(

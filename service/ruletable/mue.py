@@ -24,15 +24,15 @@ import io
 import json
 import re
 import shutil
-import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.ruletable.load import DATA_DIR, MANIFEST_FILE, RuleTableError, load_table
+from service.ruletable.importing import SourceFileError, cell_text, install_table, run_command
+from service.ruletable.load import DATA_DIR, MANIFEST_FILE
 from service.ruletable.schema import HCPCS_RE
 
 __all__ = [
@@ -97,11 +97,8 @@ class MueSource(BaseModel):
     """What each UNITS_EXCEED_LIMIT finding says the limit rests on."""
 
 
-class MueImportError(Exception):
+class MueImportError(SourceFileError):
     """The official file cannot be read; the message names file, row and column."""
-
-    def __init__(self, file: str, row: int | str, column: str, problem: str) -> None:
-        super().__init__(f"{file}: row {row}: column {column}: {problem}")
 
 
 def mue_release(path: Path) -> str:
@@ -141,14 +138,6 @@ def read_official_mue(path: Path) -> list[MueRow]:
     return out
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
 def _csv_rows(path: Path) -> list[list[str]]:
     raw = path.read_bytes()
     try:
@@ -169,7 +158,7 @@ def _xlsx_rows(path: Path) -> list[list[str]]:
     book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
         sheet = book.worksheets[0]
-        return [[_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+        return [[cell_text(v) for v in row] for row in sheet.iter_rows(values_only=True)]
     finally:
         book.close()
 
@@ -275,21 +264,8 @@ def run_import_mue(mue: Path, out_dir: Path, *, release: str | None = None) -> M
         shutil.copytree(base, stage, ignore=shutil.ignore_patterns("__pycache__", "*.tmp"))
         for file, content in outputs.items():
             (stage / file).write_bytes(content)
-        load_table(stage)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for path in _files(stage):
-            target = out_dir / path.relative_to(stage)
-            if path.relative_to(stage).as_posix() in outputs or not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(target.name + ".tmp")
-                tmp.write_bytes(path.read_bytes())
-                tmp.replace(target)
-    load_table(out_dir)
+        install_table(stage, out_dir, outputs)
     return source
-
-
-def _files(root: Path) -> Iterator[Path]:
-    return (p for p in sorted(root.rglob("*")) if p.is_file())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -309,21 +285,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main_import_mue(argv: list[str]) -> int:
     """`claims-validator rules import-mue`: 0 done, 1 a bad file (row/column named), 2 usage."""
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse has printed the usage
-        return 0 if exc.code == 0 else 2
-    if not args.mue.is_file():
-        print(f"{parser.prog}: --mue: no such file: {args.mue}", file=sys.stderr)
-        return 2
-    try:
+
+    def run(args: argparse.Namespace) -> str:
         source = run_import_mue(args.mue, args.out, release=args.release)
-    except (MueImportError, RuleTableError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"MUE table {source.release} ({source.rows} codes from {source.source_file}) "
-        f"written to {args.out}"
-    )
-    return 0
+        return (
+            f"MUE table {source.release} ({source.rows} codes from {source.source_file}) "
+            f"written to {args.out}"
+        )
+
+    return run_command(_parser(), argv, ("mue",), run)

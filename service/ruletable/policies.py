@@ -18,25 +18,21 @@ file, row or field):
 from __future__ import annotations
 
 import bisect
-import csv
 import functools
 import hashlib
 import importlib.metadata
 import importlib.util
-import io
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 from service.ruletable.compiled import Provenance
-from service.ruletable.load import RuleTableError
+from service.ruletable.files import RuleTableError, csv_records, json_data, validated, yaml_data
 from service.ruletable.mue import MUE_COLUMNS, MUE_FILE, MUE_SOURCE_FILE, MueRow, MueSource
 from service.ruletable.schema import expand_code_spec, parse_iso_date
 
@@ -69,8 +65,6 @@ _MONTHS = ("january", "february", "march", "april", "may", "june", "july", "augu
 _CODE_LIST_RE = re.compile(r"code-list-([A-Za-z]+)-(\d{4})\.txt")
 _ICD_KEY_RE = re.compile(r"[A-Z][0-9A-Z]{2}[0-9A-Z]{0,4}")  # QA0 (April 2026) has a letter 2nd
 _MIN_ICD_CODES = 50_000
-_M = TypeVar("_M")
-_YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 # -- compiled structures -----------------------------------------------------------------------
@@ -441,8 +435,8 @@ def load_policies(files: Mapping[str, bytes]) -> Policies:
         if name not in files:
             raise RuleTableError(name, "-", "-", "file not found in the rule-table directory")
     mue, source = _load_mue(files)
-    payers_file = _validated(PAYERS_FILE, _PAYERS, _yaml(files, PAYERS_FILE))
-    regions_file = _validated(REGIONS_FILE, _REGIONS, _yaml(files, REGIONS_FILE))
+    payers_file = validated(PAYERS_FILE, _PAYERS, yaml_data(files, PAYERS_FILE), "none")
+    regions_file = validated(REGIONS_FILE, _REGIONS, yaml_data(files, REGIONS_FILE), "none")
     labels, procedure_region, dx_region = _compile_regions(regions_file, icd)
     national, payers = _compile_payers(payers_file, labels)
     version = (
@@ -478,40 +472,6 @@ def _sha(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def _text(files: Mapping[str, bytes], name: str) -> str:
-    raw = files[name]
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RuleTableError(name, raw[: exc.start].count(b"\n") + 1, "-", "not UTF-8") from None
-
-
-def _yaml(files: Mapping[str, bytes], name: str) -> Any:
-    try:
-        return yaml.load(_text(files, name), Loader=_YamlLoader)  # noqa: S506 (a safe loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        row: int | str = mark.line + 1 if mark is not None else "-"
-        raise RuleTableError(name, row, "-", f"not valid YAML: {exc}") from None
-
-
-def _path(loc: Sequence[int | str]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "-"
-
-
-def _validated(name: str, adapter: TypeAdapter[_M], data: object) -> _M:
-    try:
-        return adapter.validate_python(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        more = exc.error_count() - 1
-        problem = error["msg"] + (f" (and {more} more problem(s))" if more else "")
-        raise RuleTableError(name, "-", _path(error["loc"]), problem) from None
-
-
 def _expand(name: str, where: str, specs: Sequence[str]) -> tuple[str, ...]:
     codes: list[str] = []
     for spec in specs:
@@ -525,33 +485,10 @@ def _expand(name: str, where: str, specs: Sequence[str]) -> tuple[str, ...]:
 
 
 def _load_mue(files: Mapping[str, bytes]) -> tuple[dict[str, MueLimit], MueSource]:
-    try:
-        source = _MUE_SOURCE.validate_python(json.loads(_text(files, MUE_SOURCE_FILE)))
-    except json.JSONDecodeError as exc:
-        raise RuleTableError(
-            MUE_SOURCE_FILE, exc.lineno, "-", f"not valid JSON: {exc.msg}"
-        ) from None
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise RuleTableError(MUE_SOURCE_FILE, 1, _path(error["loc"]), error["msg"]) from None
-    reader = csv.reader(io.StringIO(_text(files, MUE_FILE), newline=""))
-    header = next(reader, None)
-    if header is None or tuple(header) != MUE_COLUMNS:
-        raise RuleTableError(MUE_FILE, 1, "-", f"header must be {','.join(MUE_COLUMNS)}")
-    records: list[dict[str, str]] = []
-    for number, cells in enumerate(reader, start=2):
-        if len(cells) != len(MUE_COLUMNS):
-            raise RuleTableError(
-                MUE_FILE, number, "-", f"expected {len(MUE_COLUMNS)} values, found {len(cells)}"
-            )
-        records.append(dict(zip(MUE_COLUMNS, cells, strict=True)))
-    try:
-        rows = _MUE_ROWS.validate_python(records)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = error["loc"]
-        row = int(loc[0]) + 2 if loc and isinstance(loc[0], int) else "-"
-        raise RuleTableError(MUE_FILE, row, _path(loc[1:]), error["msg"]) from None
+    source = validated(
+        MUE_SOURCE_FILE, _MUE_SOURCE, json_data(files, MUE_SOURCE_FILE), "mapping"
+    )
+    rows = validated(MUE_FILE, _MUE_ROWS, csv_records(files, MUE_FILE, MUE_COLUMNS), "csv")
     limits: dict[str, MueLimit] = {}
     for number, r in enumerate(rows, start=2):
         if r.code in limits:

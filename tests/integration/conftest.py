@@ -30,6 +30,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 
+from tests.support import RecordReading
+
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_SCRIPT = REPO / "scripts" / "kafka-local.sh"
 PARTITIONS = 3
@@ -240,22 +242,13 @@ async def produce(
 
 
 @dataclass(frozen=True)
-class Received:
+class Received(RecordReading):
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
-
-    def json(self) -> Any:
-        assert self.value is not None
-        return orjson.loads(self.value)
-
-    def header(self, name: str) -> bytes:
-        values = [v for k, v in self.headers if k == name]
-        assert len(values) == 1, f"header {name!r} appears {len(values)} times"
-        return values[0]
 
 
 async def read_topics(

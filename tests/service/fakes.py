@@ -13,26 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+from tests.support import RecordReading
 
 __all__ = ["FlakyProducer", "RecordingProducer", "Sent"]
 
 
 @dataclass(frozen=True)
-class Sent:
+class Sent(RecordReading):
     topic: str
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
-
-    def json(self) -> Any:
-        assert self.value is not None
-        return orjson.loads(self.value)
-
-    def header(self, name: str) -> bytes:
-        values = [v for k, v in self.headers if k == name]
-        assert len(values) == 1, f"header {name!r} appears {len(values)} times"
-        return values[0]
 
 
 class RecordingProducer:

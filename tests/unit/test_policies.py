@@ -120,6 +120,47 @@ def test_a_procedure_in_two_regions_is_refused(table_dir: Path) -> None:
         load_table(table_dir)
 
 
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        ("payers.yaml", b"effective_to: null", b"effective_to: soon",
+         r"^payers\.yaml: row -: field national\.policies\[0\]\.imaging_included\.effective_to: "
+         r"expected an ISO date YYYY-MM-DD, got 'soon'$"),
+        ("dx_regions.yaml", b"# DIAGNOSIS_REGION_MISMATCH", b"# DIAGNOSIS\xff_REGION_MISMATCH",
+         r"^dx_regions\.yaml: row 2: field -: not UTF-8 text$"),
+        ("mue.csv", b"code,mue,mai,rationale", b"code,mue,mai",
+         r"^mue\.csv: row 1: field rationale: missing column$"),
+        ("mue.csv", b"64491,1,2,", b"64491,x,7,",
+         r"^mue\.csv: row 3: field mue: Input should be a valid integer, .* "
+         r"\(and 1 more problem\(s\)\)$"),
+        ("mue_source.json", b'"rows"', b'"row_count"',
+         r"^mue_source\.json: row 1: field rows: Field required \(and 1 more problem\(s\)\)$"),
+    ],
+)
+def test_issue4_files_are_reported_like_the_loaders_own_files(
+    table_dir: Path, file: str, old: bytes, new: bytes, message: str
+) -> None:
+    """File, row, field and problem in one form for every data file (`service.ruletable.files`)."""
+    path = table_dir / file
+    content = path.read_bytes()
+    assert old in content, old
+    path.write_bytes(content.replace(old, new, 1))
+    with pytest.raises(RuleTableError, match=message):
+        load_table(table_dir)
+
+
+def test_mue_csv_columns_are_found_by_name_like_the_other_csv_tables(table_dir: Path) -> None:
+    path = table_dir / "mue.csv"
+    rows = [line.split(",", 3) for line in path.read_text(encoding="utf-8").splitlines()]
+    path.write_text("".join(f"{r[3]},{r[1]},{r[0]},{r[2]}\n" for r in rows), encoding="utf-8")
+    assert path.read_text(encoding="utf-8").startswith("rationale,mue,code,mai\n")
+    policies = load_table(table_dir).policies
+    assert policies is not None
+    shipped = default_table().policies
+    assert shipped is not None
+    assert policies.mue == shipped.mue
+
+
 # -- payers --------------------------------------------------------------------------------------
 
 
@@ -228,3 +269,15 @@ def test_tables_built_without_policies_keep_the_four_families_silent() -> None:
     c = claim({"diagnosis_codes": [], "billing_provider_npi": "1", "payer_id": "MEDICARE"})
     assert {f.rule_id for f in evaluate(c, shipped)} >= {"DIAGNOSIS_MISSING", "NPI_INVALID"}
     assert {f.rule_id for f in evaluate(c, bare)} & ISSUE4_RULES == set()
+
+
+def test_an_impossible_yaml_date_is_a_rule_table_error_naming_the_file(tmp_path: Path) -> None:
+    """PyYAML raises a plain ValueError for 2024-02-30; start-up must still name the file."""
+    copy = tmp_path / "table"
+    shutil.copytree(DATA_DIR, copy)
+    payers = copy / "payers.yaml"
+    text = payers.read_text()
+    assert "effective_to: null" in text
+    payers.write_text(text.replace("effective_to: null", "effective_to: 2024-02-30", 1))
+    with pytest.raises(RuleTableError, match=r"payers\.yaml: row -: field -: not a valid value"):
+        load_table(copy)

@@ -189,21 +189,24 @@ def _edit_cell(path: Path, row: int, column: str, value: str) -> None:
     _write_csv(path, rows)
 
 
-def test_bad_date_names_file_row_and_field(table_dir: Path) -> None:
-    _edit_cell(table_dir / "aoc.csv", 7, "effective", "2013-02-30")
-    with pytest.raises(RuleTableError, match=r"^aoc\.csv: row 7: field effective: .*2013-02-30"):
-        _load(table_dir)
-
-
-def test_julian_date_left_in_the_aoc_table_is_refused(table_dir: Path) -> None:
-    _edit_cell(table_dir / "aoc.csv", 3, "deleted", "2019365")
-    with pytest.raises(RuleTableError, match=r"^aoc\.csv: row 3: field deleted: expected an ISO"):
-        _load(table_dir)
-
-
-def test_unknown_edit_type(table_dir: Path) -> None:
-    _edit_cell(table_dir / "aoc.csv", 5, "edit_type", "4")
-    with pytest.raises(RuleTableError, match=r"^aoc\.csv: row 5: field edit_type: "):
+@pytest.mark.parametrize(
+    ("file", "row", "column", "value", "message"),
+    [
+        pytest.param("aoc.csv", 7, "effective", "2013-02-30",
+                     r"^aoc\.csv: row 7: field effective: .*2013-02-30", id="bad-date"),
+        pytest.param("aoc.csv", 3, "deleted", "2019365",
+                     r"^aoc\.csv: row 3: field deleted: expected an ISO", id="julian-date-left"),
+        pytest.param("aoc.csv", 5, "edit_type", "4",
+                     r"^aoc\.csv: row 5: field edit_type: ", id="unknown-edit-type"),
+        pytest.param("fee_indicators.csv", 4, "global_days", "90",
+                     r"^fee_indicators\.csv: row 4: field global_days: ", id="bad-global-days"),
+    ],
+)
+def test_bad_cell_names_file_row_and_field(
+    table_dir: Path, file: str, row: int, column: str, value: str, message: str
+) -> None:
+    _edit_cell(table_dir / file, row, column, value)
+    with pytest.raises(RuleTableError, match=message):
         _load(table_dir)
 
 
@@ -224,12 +227,6 @@ def test_description_column_is_refused(table_dir: Path) -> None:
     with pytest.raises(
         RuleTableError, match=r"^fee_indicators\.csv: row 1: field description: unexpected column$"
     ):
-        _load(table_dir)
-
-
-def test_bad_global_days(table_dir: Path) -> None:
-    _edit_cell(table_dir / "fee_indicators.csv", 4, "global_days", "90")
-    with pytest.raises(RuleTableError, match=r"^fee_indicators\.csv: row 4: field global_days: "):
         _load(table_dir)
 
 
