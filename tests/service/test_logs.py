@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import io
 import logging
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import structlog
 from structlog.testing import capture_logs
 
-from service.logs import configure_logging, framework_logger
+from service.logs import (
+    VERDICT_LOGGER,
+    configure_logging,
+    flush_logs,
+    framework_logger,
+    log_verdicts,
+)
 from service.ruletable.compiled import RuleTable
 from service.settings import LogSettings, Settings
 from tests.service.claims import BIRTH_DATE, FLAGGED_CODES, MEMBER_ID, claim_event, encode
@@ -150,3 +158,105 @@ def test_level_setting_filters_lower_levels() -> None:
     logging.getLogger("aiokafka").info("chatty")
     structlog.get_logger().warning("publish_retry")
     assert ["publish_retry"] == [orjson.loads(x)["event"] for x in out.getvalue().splitlines()]
+
+
+# ------------------------------------------------ the verdict line's cost-cutting ----
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+FIELDS = {
+    "claim_id": "CLM-7",
+    "verdict": "flagged",
+    "rule_ids": ["ADDON_WITHOUT_PRIMARY"],
+    "rule_table_version": "v-test",
+    "event_id": "6f1b7c1e-4a53-4f3c-9d0e-2a7a61c2b6d4",
+    "topic": IN,
+    "partition": 2,
+    "offset": 41,
+    "published_to": "claims.flagged",
+    "duration_ms": 0.031,
+}
+
+
+class CountingStream(io.StringIO):
+    """Counts write() calls: with PYTHONUNBUFFERED (as in the container) each is a syscall."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, s: str) -> int:
+        self.writes += 1
+        return super().write(s)
+
+
+def _json_lines(out: io.StringIO) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_log_verdicts_writes_the_line_the_verdict_logger_writes() -> None:
+    out = io.StringIO()
+    configure_logging(Settings(log=LogSettings(format="json")), stream=out, cache=False)
+    structlog.get_logger(VERDICT_LOGGER).info("verdict", **FIELDS)
+    log_verdicts([FIELDS])
+    flush_logs()
+
+    by_logger, batched = _json_lines(out)
+    assert list(by_logger) == list(batched)  # same fields, same order
+    assert {k: v for k, v in by_logger.items() if k != "timestamp"} == {
+        k: v for k, v in batched.items() if k != "timestamp"
+    }
+    assert {"event": "verdict", "level": "info", **FIELDS}.items() <= batched.items()
+    for line in (by_logger, batched):
+        assert ISO_UTC.match(line["timestamp"]), line["timestamp"]
+        stamped = datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00"))
+        assert abs((datetime.now(UTC) - stamped).total_seconds()) < 5
+
+
+def test_log_verdicts_goes_through_the_configured_processors() -> None:
+    """capture_logs() swaps the processors: it sees the batched lines like any other."""
+    configure_logging(Settings(log=LogSettings(format="json")), stream=io.StringIO(), cache=False)
+    with capture_logs() as logs:
+        log_verdicts([FIELDS, {**FIELDS, "claim_id": "CLM-8"}])
+
+    assert ["CLM-7", "CLM-8"] == [e["claim_id"] for e in logs]
+    assert {("verdict", "info")} == {(e["event"], e["log_level"]) for e in logs}
+
+
+def test_log_verdicts_honours_the_level_setting() -> None:
+    out = io.StringIO()
+    configure_logging(
+        Settings(log=LogSettings(format="json", level="WARNING")), stream=out, cache=False
+    )
+    log_verdicts([FIELDS])
+    flush_logs()
+    assert "" == out.getvalue()
+
+
+def test_verdict_lines_are_written_once_per_batch_and_in_order_with_other_lines() -> None:
+    """Verdict lines wait for flush_logs() (one write for the batch); any other line first
+    writes the waiting verdict lines, so the stream keeps the order they were logged in."""
+    out = CountingStream()
+    configure_logging(Settings(log=LogSettings(format="json")), stream=out, cache=False)
+    log_verdicts([{**FIELDS, "claim_id": f"CLM-{i}"} for i in range(3)])
+    assert 0 == out.writes
+
+    structlog.get_logger("claims_validator.handler").warning("dead_lettered", reason="not-json")
+    log_verdicts([{**FIELDS, "claim_id": "CLM-3"}])
+    logging.getLogger("aiokafka").warning("Heartbeat failed for group x")
+    structlog.get_logger(VERDICT_LOGGER).info("verdict", **{**FIELDS, "claim_id": "CLM-4"})
+    log_verdicts([{**FIELDS, "claim_id": "CLM-5"}])
+    writes_before_flush = out.writes
+    flush_logs()
+
+    assert writes_before_flush + 1 == out.writes  # CLM-4 and CLM-5 in one write
+    lines = _json_lines(out)
+    assert [
+        "CLM-0",
+        "CLM-1",
+        "CLM-2",
+        "dead_lettered",
+        "CLM-3",
+        "Heartbeat failed for group x",
+        "CLM-4",
+        "CLM-5",
+    ] == [line.get("claim_id", line["event"]) for line in lines]
