@@ -21,7 +21,7 @@ import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, Topic
 
-from service.logs import VERDICT_LOGGER, flush_logs
+from service.logs import flush_logs, log_verdicts
 from service.publishing import BatchPublisher
 from service.routing import InputRecord, OutRecord, Routed, Topics, route
 from service.ruletable.compiled import RuleTable
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["BatchHandler", "BatchObserver", "ClaimsHandler", "register_handlers"]
 
 log = structlog.get_logger("claims_validator.handler")
-verdict_log = structlog.get_logger(VERDICT_LOGGER)
 
 
 def _utc_now() -> datetime:
@@ -79,10 +78,10 @@ class ClaimsHandler:
 
         attempts = await self._publisher.publish(outgoing())
         seconds = time.perf_counter() - started
+        # One structlog pass over the batch's verdict lines, written in one call.
+        log_verdicts(r.fields for r in routed if r.event == "verdict")
         for r in routed:
-            if r.event == "verdict":
-                verdict_log.info(r.event, **r.fields)
-            else:
+            if r.event != "verdict":
                 log.warning(r.event, **r.fields)
         flush_logs()
         if self._observer is not None:

@@ -220,8 +220,9 @@ class PublishSettings(BaseModel):
         0,
         ge=0,
         le=1_000,
-        description="How long the producer waits to fill a batch. A consumed batch is sent "
-        "in bursts anyway, so 0 costs no throughput and keeps latency low.",
+        description="How long the producer waits to fill a batch for records sent one by one "
+        "(records without a key); keyed records are packed into per-partition batches by the "
+        "service and sent at once.",
     )
     max_batch_size: int = Field(
         262_144, ge=16_384, description="Producer batch size per partition, in bytes."
