@@ -14,9 +14,9 @@ from typing import IO
 
 import orjson
 
-from service.decode import Malformed, Readable, decode
+from service.decode import Unreadable
 from service.ruletable.compiled import RuleTable
-from service.verdicts import judge, judge_malformed
+from service.verdicts import judge_raw
 
 __all__ = ["check_files", "check_lines"]
 
@@ -32,20 +32,15 @@ def check_lines(
     for source, number, raw in lines:
         if not raw.strip():
             continue  # blank lines separate nothing in JSON Lines; skipping them loses nothing
-        decoded = decode(raw)
-        now = datetime.now(UTC)
-        if isinstance(decoded, Readable):
-            verdict = judge(decoded.event, table, now=now)
-        elif isinstance(decoded, Malformed):
-            verdict = judge_malformed(decoded, table, now=now)
-        else:
+        verdict = judge_raw(raw, table, now=datetime.now(UTC))
+        if isinstance(verdict, Unreadable):
             unreadable += 1
             err.write(
                 orjson.dumps(
                     {
                         "error": "unreadable-claim",
-                        "reason": decoded.reason,
-                        "detail": decoded.detail,
+                        "reason": verdict.reason,
+                        "detail": verdict.detail,
                         "source": source,
                         "line": number,
                     }

@@ -104,7 +104,7 @@ def _problems(error: ValidationError, claim: dict[str, object]) -> tuple[Problem
                 continue
             if len(loc) == 2 and err["type"] in _COUNT_ERRORS:
                 continue  # 1..50 raw lines: the bad ones are reported each, not as a count
-        out.append((field_path(loc), error_message(err), _line_number(claim, loc)))
+        out.append((field_path(loc), error_message(err), _line_number(lines, loc)))
     return tuple(out)
 
 
@@ -112,11 +112,10 @@ def _count_text(count: int) -> str:
     return f"a claim has 1 to {MAX_SERVICE_LINES} service lines, not {count}"
 
 
-def _line_number(claim: dict[str, object], loc: tuple[int | str, ...]) -> int | None:
+def _line_number(lines: object, loc: tuple[int | str, ...]) -> int | None:
     """The service line a problem sits on: its own line_number when readable, else its position."""
-    if len(loc) < 3 or loc[:2] != ("claim", "service_lines") or not isinstance(loc[2], int):
+    if len(loc) < 3 or loc[:2] != _LINES or not isinstance(loc[2], int):
         return None
-    lines = claim.get("service_lines")
     line = lines[loc[2]] if isinstance(lines, list) and loc[2] < len(lines) else None
     number = line.get("line_number") if isinstance(line, dict) else None
     if isinstance(number, int) and not isinstance(number, bool) and number >= 1:

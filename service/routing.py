@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from service.decode import Readable, Unreadable, decode
+from service.decode import Unreadable
 from service.models.events import VerdictEvent
 from service.ruletable.compiled import RuleTable
-from service.verdicts import judge, judge_malformed
+from service.verdicts import judge_raw
 
 __all__ = [
     "DLQ_HEADER_PREFIX",
@@ -105,13 +105,9 @@ def route(
     """The outcome for one consumed record. Never raises for anything a record can contain."""
     started = time.perf_counter()
     try:
-        decoded = decode(record.value)
-        if isinstance(decoded, Unreadable):
-            return _dead_letter(record, topics, decoded.reason, decoded.detail, started)
-        if isinstance(decoded, Readable):
-            verdict = judge(decoded.event, table, now=now)
-        else:
-            verdict = judge_malformed(decoded, table, now=now)
+        verdict = judge_raw(record.value, table, now=now)
+        if isinstance(verdict, Unreadable):
+            return _dead_letter(record, topics, verdict.reason, verdict.detail, started)
         return _verdict(record, verdict, topics, started)
     except Exception as exc:  # a bug for one record must not stop the stream
         return _dead_letter(record, topics, "internal-error", _where(exc), started)

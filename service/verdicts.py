@@ -9,13 +9,20 @@ import hashlib
 import uuid
 from datetime import datetime
 
-from service.decode import Malformed
+from service.decode import Malformed, Readable, Unreadable, decode
 from service.engine import evaluate
 from service.engine.findings import finding
 from service.models.events import ClaimSubmitted, Finding, VerdictEvent
 from service.ruletable.compiled import RuleTable
 
-__all__ = ["VERDICT_NAMESPACE", "judge", "judge_malformed", "verdict_event", "verdict_id"]
+__all__ = [
+    "VERDICT_NAMESPACE",
+    "judge",
+    "judge_malformed",
+    "judge_raw",
+    "verdict_event",
+    "verdict_id",
+]
 
 VERDICT_NAMESPACE = uuid.UUID("6f1b7c1e-4a53-4f3c-9d0e-2a7a61c2b6d4")
 """uuid5 namespace of verdict ids; fixed forever so redelivered events keep their verdict id."""
@@ -24,6 +31,19 @@ _NAMESPACE_SHA1 = hashlib.sha1(VERDICT_NAMESPACE.bytes, usedforsecurity=False)
 """SHA-1 state after the namespace bytes: each id hashes only its own name on a copy of it."""
 _VARIANT = "89ab"
 """RFC 4122 variant: the top two bits of the clock-sequence byte are 10."""
+
+
+def judge_raw(raw: bytes | None, table: RuleTable, *, now: datetime) -> VerdictEvent | Unreadable:
+    """One event's bytes to its verdict, or to the reason it is unreadable (a dead letter).
+
+    The one dispatch shared by the Kafka shell and the offline `check` command.
+    """
+    decoded = decode(raw)
+    if isinstance(decoded, Readable):
+        return judge(decoded.event, table, now=now)
+    if isinstance(decoded, Malformed):
+        return judge_malformed(decoded, table, now=now)
+    return decoded
 
 
 def judge(event: ClaimSubmitted, table: RuleTable, *, now: datetime) -> VerdictEvent:
