@@ -5,10 +5,11 @@
 # resolved by Maven into a project-local cache. Everything lives under
 # <repo>/.cache/kafka/ so it is git-ignored and easy to wipe.
 #
-# Usage: scripts/kafka-local.sh {fetch|start|stop|status|reset}
+# Usage: scripts/kafka-local.sh {fetch|start|stop|kill|status|reset}
 #   fetch   download the broker jars (skipped when already complete)
 #   start   fetch if needed, format storage once, start the broker, wait until it answers
 #   stop    SIGTERM, then SIGKILL after KAFKA_LOCAL_STOP_TIMEOUT seconds
+#   kill    SIGKILL at once (a crashed broker JVM, for the fault tests)
 #   status  exit 0 when the broker answers a metadata request
 #   reset   stop and delete the data dir (next start formats a fresh cluster)
 # Every subcommand is idempotent.
@@ -19,6 +20,9 @@
 #   KAFKA_HEAP_OPTS              JVM heap                     [-Xms256m -Xmx512m]
 #   KAFKA_LOCAL_START_TIMEOUT    seconds to wait for readiness [90]
 #   KAFKA_LOCAL_STOP_TIMEOUT     seconds before SIGKILL       [30]
+#   KAFKA_LOCAL_RUN_DIR          config, data, pid and log     [<repo>/.cache/kafka/run]
+#                                (a second instance needs its own, and its own ports)
+#   KAFKA_LOCAL_AUTO_CREATE      auto.create.topics.enable     [true]
 set -euo pipefail
 
 # Keep in sync with the apache/kafka image tag in docker-compose.yml.
@@ -36,6 +40,7 @@ CONTROLLER_PORT="${KAFKA_LOCAL_CONTROLLER_PORT:-19093}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 START_TIMEOUT="${KAFKA_LOCAL_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${KAFKA_LOCAL_STOP_TIMEOUT:-30}"
+AUTO_CREATE="${KAFKA_LOCAL_AUTO_CREATE:-true}"
 HOST="127.0.0.1"
 BOOTSTRAP="${HOST}:${PORT}"
 
@@ -45,7 +50,7 @@ CACHE_DIR="${REPO_ROOT}/.cache/kafka"
 VERSION_DIR="${CACHE_DIR}/${KAFKA_VERSION}"
 LIBS_DIR="${VERSION_DIR}/libs"
 LIBS_COMPLETE="${VERSION_DIR}/.complete"
-RUN_DIR="${CACHE_DIR}/run"
+RUN_DIR="${KAFKA_LOCAL_RUN_DIR:-${CACHE_DIR}/run}"
 DATA_DIR="${RUN_DIR}/data"
 PID_FILE="${RUN_DIR}/kafka.pid"
 LOG_FILE="${RUN_DIR}/kafka.log"
@@ -156,7 +161,7 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
+auto.create.topics.enable=${AUTO_CREATE}
 EOF
   # Properties (not YAML) config: log4j-core reads it without extra jars.
   cat >"${LOG4J_PROPS}" <<'EOF'
@@ -340,6 +345,19 @@ stop() {
   log "stopped"
 }
 
+kill_now() {
+  local pid
+  if ! pid="$(our_pid)"; then
+    log "not running"
+    return 0
+  fi
+  log "killing pid ${pid} (SIGKILL)"
+  kill -KILL "${pid}" 2>/dev/null || true
+  while alive "${pid}"; do sleep 0.1; done
+  rm -f "${PID_FILE}"
+  log "killed"
+}
+
 status() {
   local pid
   if answers; then
@@ -368,10 +386,11 @@ case "${1:-}" in
   fetch) lock; fetch; log "jars ready in ${LIBS_DIR}" ;;
   start) lock; start ;;
   stop) lock; stop ;;
+  kill) lock; kill_now ;;
   status) status ;;
   reset) lock; reset ;;
   *)
-    echo "usage: $0 {fetch|start|stop|status|reset}" >&2
+    echo "usage: $0 {fetch|start|stop|kill|status|reset}" >&2
     exit 2
     ;;
 esac
