@@ -37,7 +37,7 @@ from faststream.specification import AsyncAPI
 from service.asyncapi import TITLE, VERSION, declare_outputs
 from service.consuming import Membership
 from service.exitcodes import ExitCode
-from service.handlers import ClaimsHandler, InternalErrorBrake, register_handlers
+from service.handlers import ClaimsHandler, InternalErrorBrake, Judge, register_handlers
 from service.health import LoopWatchdog, Readiness, StallMonitor
 from service.lifecycle import Lifecycle
 from service.logs import configure_logging, framework_logger
@@ -49,7 +49,7 @@ from service.observability import (
     telemetry_middlewares,
 )
 from service.publishing import BatchPublisher, Producer, build_producer
-from service.routing import Topics
+from service.routing import Topics, route
 from service.ruletable.compiled import RuleTable
 from service.settings import Settings, load_settings
 
@@ -158,6 +158,7 @@ def create_app(
     table: RuleTable | None = None,
     producer: Producer | Callable[[], Producer] | None = None,
     lifecycle: Lifecycle | None = None,
+    judge: Judge = route,
 ) -> AsgiFastStream:
     """The FastStream app; `table` defaults to the shipped rule table, `producer` to an
     idempotent aiokafka producer built from `settings` at start-up (or a factory of them).
@@ -198,6 +199,7 @@ def create_app(
         observer=metrics,
         lifecycle=lifecycle,
         brake=InternalErrorBrake(settings.brake),
+        judge=judge,
     )
     subscriber = register_handlers(broker, settings, handler, membership)
     metrics.consumer_lag.watch(subscriber)
