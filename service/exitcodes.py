@@ -30,5 +30,3 @@ class ExitCode(IntEnum):
     INTERNAL_ERRORS = 6
     """Too many recent records failed with an internal error: the service stopped instead of
     dead-lettering the stream (the batch that tripped the brake was not committed)."""
-    CONSUMER_FAILED = 7
-    """The consumer stopped working (its fetch loop ended unexpectedly)."""
