@@ -81,6 +81,21 @@ def parse_batch(consumer: Callable[[], Any]) -> Callable[..., Any]:
     return parse
 
 
+async def _positions(consumer: Any) -> dict[TopicPartition, int]:
+    """Each assigned, unpaused partition's position (no request: aiokafka knows it once it has
+    fetched; a partition being reset or revoked meanwhile is left out)."""
+    out: dict[TopicPartition, int] = {}
+    paused = consumer.paused()
+    for tp in consumer.assignment():
+        if tp in paused:
+            continue
+        try:
+            out[tp] = await consumer.position(tp)
+        except KafkaError:
+            continue
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class StoppedPartition:
     """A partition paused at a record the client could not read."""
@@ -141,6 +156,7 @@ class GuardedFetch:
         self._max_records = max_records
 
     async def __call__(self, consumer: Any) -> tuple[Any, ...]:
+        before = await _positions(consumer)
         try:
             batches = await consumer.getmany(
                 timeout_ms=self._timeout_ms, max_records=self._max_records
@@ -148,14 +164,17 @@ class GuardedFetch:
         except Exception as exc:
             if not _is_unreadable(exc):
                 raise
-            return await self._isolate(consumer)
+            return await self._isolate(consumer, before)
         records: list[Any] = []
         for part in batches.values():
             records.extend(part)
         return tuple(records)
 
-    async def _isolate(self, consumer: Any) -> tuple[Any, ...]:
-        """Read partition by partition from the committed offsets; stop the one that fails."""
+    async def _isolate(
+        self, consumer: Any, before: dict[TopicPartition, int]
+    ) -> tuple[Any, ...]:
+        """Read partition by partition from where the failed fetch began; stop the one that
+        fails."""
         active = sorted(
             set(consumer.assignment()) - set(consumer.paused()),
             key=lambda tp: (tp.topic, tp.partition),
@@ -163,13 +182,18 @@ class GuardedFetch:
         if not active:
             return ()
         # Records drained by the failed call were never handed on: read them again.
-        await consumer.seek_to_committed(*active)
+        for tp in active:
+            if tp in before:
+                consumer.seek(tp, before[tp])
+            else:
+                await consumer.seek_to_committed(tp)
         records: list[Any] = []
         for tp in active:
             records.extend(await self._read_partition(consumer, tp))
         return tuple(records)
 
     async def _read_partition(self, consumer: Any, tp: TopicPartition) -> Sequence[Any]:
+        """The records of `tp` up to the first one the client cannot read (which stops it)."""
         start = await consumer.position(tp)
         try:
             got = await consumer.getmany(

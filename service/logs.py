@@ -7,12 +7,17 @@ processors (`structlog.stdlib.ProcessorFormatter`), so every line on stdout has 
 Claims carry patient data, so the pipeline is built to never leak it: tracebacks are rendered
 without local variables, and nothing here adds message bodies. Callers log identifiers only.
 
-The service writes one verdict line per claim, so the pipeline is built to be cheap: a short
-processor chain (no stdlib `logging` on our own lines), a timestamper that formats the date and
-time of day once per second, orjson, `log_verdicts()` running that chain over a whole batch,
-and verdict lines kept in memory until `flush_logs()` writes the batch's lines in one call
-(with PYTHONUNBUFFERED, as in the container, every write is a system call). Any other line
-first writes the kept verdict lines, so the lines stay in the order they were logged.
+The service writes one verdict line per claim, so that path is kept short: structlog's own
+processors (no stdlib `logging` on our own lines) with orjson as the JSON serializer,
+`log_verdicts()` running the processor chain over a whole batch, and verdict lines kept in
+memory until `flush_logs()` writes the batch's lines in one call (with PYTHONUNBUFFERED, as in
+the container, every write is a system call). Any other line first writes the kept verdict
+lines, so the lines stay in the order they were logged. `scripts/bench_logs.py` measures the
+batch path against one bound-logger call per line.
+
+The Kafka client's loggers never log below INFO (at DEBUG they print protocol requests, SASL
+credentials among them); repeated library warnings are rate-limited; a commit refused by a
+rebalance is a warning, not FastStream's CRITICAL.
 """
 
 from __future__ import annotations
@@ -61,29 +66,10 @@ _KEPT_LINES_LIMIT = 10_000
 """Verdict lines kept before they are written without waiting for `flush_logs()`."""
 
 
-def _render_json(_logger: Any, _method: str, event_dict: Any) -> str:
-    """structlog's JSONRenderer with orjson, without its indirections (hot path)."""
-    return orjson.dumps(event_dict, default=str).decode()
-
-
-class _IsoTimeStamper:
-    """`TimeStamper(fmt="iso", utc=True)` (`2026-03-04T15:02:11.123456Z`) at a third of the
-    cost: the date and time of day are formatted once per second, the microseconds each time.
-    (The fraction is always written, where isoformat() drops a zero one.)"""
-
-    __slots__ = ("_second",)
-
-    def __init__(self) -> None:
-        self._second: tuple[int, str] = (-1, "")
-
-    def __call__(self, _logger: Any, _method: str, event_dict: Any) -> Any:
-        whole, micros = divmod(time.time_ns() // 1000, 1_000_000)
-        second, prefix = self._second
-        if whole != second:
-            prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(whole))
-            self._second = (whole, prefix)  # one assignment: safe from other threads
-        event_dict["timestamp"] = prefix + str(micros).zfill(6) + "Z"
-        return event_dict
+def _orjson(obj: Any, **kwargs: Any) -> str:
+    """JSONRenderer's serializer: orjson (non-JSON values as their str, like json.dumps's
+    default=str)."""
+    return orjson.dumps(obj, default=str).decode()
 
 
 def _only_with_exc_info(processor: Processor) -> Processor:
@@ -286,7 +272,7 @@ def configure_logging(
 
     renderer: Processor
     if as_json:
-        renderer = _render_json
+        renderer = structlog.processors.JSONRenderer(serializer=_orjson)
         exceptions: list[Processor] = [
             _only_with_exc_info(
                 structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
@@ -301,7 +287,7 @@ def configure_logging(
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        _IsoTimeStamper(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
         processors=[*shared, *exceptions, renderer],

@@ -1,23 +1,29 @@
 """Publishing a batch of records until the broker has acknowledged every one of them.
 
 At-least-once hinges on this module: the consumer commits a batch's offsets only after
-`BatchPublisher.publish()` returns, and it returns only when every record was acknowledged
-(producer `acks=all`, idempotent). A failed send (broker down, timeout, leader change) is
-retried with exponential backoff, forever, and logged as `publish_retry`; nothing is skipped.
+`BatchPublisher.publish()` returns, and it returns only when every record (or its fallback) was
+acknowledged (producer `acks=all`, idempotent). Failures are classified:
+
+* retriable (broker down, timeout, leader change, a missing topic): resent with exponential
+  backoff, counted and logged as `publish_retry` as they happen, until the batch deadline
+  (`PublishStalled`: the batch is handed back uncommitted) and, across batches, until the
+  give-up bound (`PublishFailed`: the service exits);
+* the producer's own state is broken (out-of-order sequence, unknown producer id, fenced or
+  invalid epoch): never resent on the same producer; it is rebuilt, a bounded number of times;
+* the broker refuses the record itself (too large, invalid): replaced at once by its fallback.
+
 On SIGTERM the shutdown bound cancels the retry loop: the batch is then not committed and is
 consumed again after the restart.
 
 With aiokafka's producer (a `BatchingProducer`) the records are packed into per-partition record
-batches here (`create_batch()` / `send_batch()`) instead of one `send()` each: `send()` costs
-about 8 us a record in Python (most of it choosing the partition), packing about 1 us. The
-partition of a keyed record is the one the Java client and aiokafka's default partitioner
-choose (`service.partitioner`), so every verdict of a claim lands on one partition, in order;
-a record without a key goes through `send()` and its default partitioner. Packed batches are
-handed to the producer while the next records are judged, but only when the previous ones are
-acknowledged, so handing them over never waits; everything is handed over at the end and every
-acknowledgement awaited. A producer without the batch API (the test fakes) gets one `send()`
-per record. The producer is an argument (a `Producer`), so tests hand in fakes instead of
-patching aiokafka.
+batches here (`create_batch()` / `send_batch()`) instead of one `send()` each. The partition of
+a keyed record is the one aiokafka's default partitioner (the Java client's) picks, so every
+verdict of a claim lands on one partition, in order; a record without a key goes through
+`send()`. Packed batches are handed to the producer while the next records are judged, but only
+when the previous ones are acknowledged, so handing them over never waits; everything is handed
+over at the end and every acknowledgement awaited. A producer without the batch API (the test
+fakes) gets one `send()` per record. The producer is an argument (a `Producer`), so tests hand in
+fakes instead of patching aiokafka.
 """
 
 from __future__ import annotations
@@ -42,12 +48,12 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
     RecordTooLargeError,
     UnknownProducerId,
 )
+from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyped]
 from aiokafka.record.default_records import (  # type: ignore[import-untyped]
     DefaultRecordBatchBuilder,
 )
 from faststream.kafka.security import parse_security
 
-from service.partitioner import murmur2_many
 from service.routing import OutRecord
 from service.settings import Settings
 
@@ -98,7 +104,7 @@ MAX_REQUEST_SIZE = 1_048_576
 `send()` would fail it, with MessageSizeTooLargeError."""
 
 _ERROR_TEXT_LIMIT = 300
-_POSITIVE = 0x7FFFFFFF
+_PARTITIONER: Final = DefaultPartitioner()
 
 
 class Producer(Protocol):
@@ -411,7 +417,7 @@ class _Packer:
             else:
                 keyed.append(index)
                 keys.append(key)
-        for index, h in zip(keyed, murmur2_many(keys), strict=True):
+        for index, key in zip(keyed, keys, strict=True):
             rec = sent[index][1].out
             partitions = self._partitions.get(rec.topic)
             if partitions is None:
@@ -419,8 +425,8 @@ class _Packer:
             if isinstance(partitions, BaseException):
                 self._failures[index] = partitions
                 continue
-            # Kafka's default partitioner: toPositive(murmur2(key)) % partition count.
-            partition = partitions[(h & _POSITIVE) % len(partitions)]
+            # Where aiokafka's (and the Java client's) default partitioner puts the key.
+            partition = _PARTITIONER(key, partitions, partitions)
             await self._append(index, rec, (rec.topic, partition))
 
     async def _partitions_of(self, topic: str) -> list[int] | BaseException:
