@@ -342,14 +342,22 @@ async def _serve_app(
     app: FastStream | AsgiFastStream, settings: Settings, stop: asyncio.Event
 ) -> int:
     lifecycle = _lifecycle_of(app)
+    seen = _ConnectErrors()
+    client_log = logging.getLogger("aiokafka")
+    client_log.addHandler(seen)
     try:
         await app.start()
     except Exception as exc:  # any start-up failure ends the process with a reason
+        cause = seen.errors[-1] if seen.errors else exc
         log.error(
-            "startup_failed", error=type(exc).__name__, error_detail=startup_cause(exc, settings)
+            "startup_failed",
+            error=type(cause).__name__,
+            error_detail=startup_cause(cause, settings),
         )
         await _stop_quietly(app, settings.shutdown_timeout_s)
         return ExitCode.INPUT
+    finally:
+        client_log.removeHandler(seen)
 
     waits = [asyncio.ensure_future(stop.wait())]
     if lifecycle is not None:
@@ -383,23 +391,42 @@ def _exit_code(lifecycle: Lifecycle | None, otherwise: ExitCode) -> int:
     return int(otherwise)
 
 
+class _ConnectErrors(logging.Handler):
+    """Keeps the errors aiokafka logs while connecting: its 'Unable to bootstrap' names no
+    cause, the error it logged just before does (refused credentials, an untrusted
+    certificate)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        self.errors.extend(a for a in args if isinstance(a, BaseException))
+
+
 def startup_cause(exc: BaseException, settings: Settings) -> str:
     """One line naming why the service could not start (no secret: settings are not echoed,
     and client error texts name servers and mechanisms, never credentials)."""
     servers = ",".join(settings.kafka.servers)
     text = " ".join(str(exc).split())[:300]
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake with {servers} failed ({text}); check kafka.ssl_cafile"
-    if isinstance(exc, KafkaConnectionError):
+    if isinstance(exc, ssl.SSLCertVerificationError):
         return (
-            f"no Kafka broker answered at {servers} ({text}); check kafka.bootstrap_servers, "
-            "the network and kafka.security_protocol"
+            f"the broker's TLS certificate at {servers} is not trusted ({text}); check "
+            "kafka.ssl_cafile"
         )
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake with {servers} failed ({text}); check kafka.ssl_* settings"
     name = type(exc).__name__
     if "Sasl" in name or "Authentication" in name:
         return (
-            f"the broker at {servers} refused the SASL credentials ({text}); check "
-            "kafka.sasl_mechanism, kafka.sasl_username and kafka.sasl_password"
+            f"the broker at {servers} refused the SASL credentials: authentication failed "
+            f"({text}); check kafka.sasl_mechanism, kafka.sasl_username and kafka.sasl_password"
+        )
+    if isinstance(exc, KafkaConnectionError | OSError | TimeoutError):
+        return (
+            f"no Kafka broker answered at {servers} ({text}); check kafka.bootstrap_servers, "
+            "the network and kafka.security_protocol"
         )
     return f"{name}: {text}" if text else name
 
