@@ -33,7 +33,8 @@
 #                                its chain; SAN IP:127.0.0.1) and broker.key (unencrypted
 #                                PKCS#8 key)
 #   KAFKA_LOCAL_SASL_USER        SASL user for SCRAM-SHA-512 and PLAIN
-#   KAFKA_LOCAL_SASL_PASSWORD    its password (no quote, backslash or newline)
+#   KAFKA_LOCAL_SASL_PASSWORD    its password (no quotes, backslashes, brackets, commas,
+#                                = or white space)
 # SCRAM credentials are written when the storage is formatted, so they only change
 # after a reset (or with a fresh KAFKA_LOCAL_RUN_DIR).
 set -euo pipefail
@@ -207,10 +208,11 @@ check_sasl_ssl() {
   done
   [[ -n "${SASL_USER}" && -n "${SASL_PASSWORD}" ]] \
     || die "KAFKA_LOCAL_SASL_SSL_PORT needs KAFKA_LOCAL_SASL_USER and KAFKA_LOCAL_SASL_PASSWORD"
-  # Both end up inside double quotes (JAAS, --add-scram) and on one properties line.
-  local bad='["\\,=[:space:]]'
-  [[ ! "${SASL_USER}" =~ ${bad} ]] || die "KAFKA_LOCAL_SASL_USER may not hold quotes, backslashes, commas, = or spaces"
-  [[ ! "${SASL_PASSWORD}" =~ ${bad} ]] || die "KAFKA_LOCAL_SASL_PASSWORD may not hold quotes, backslashes, commas, = or spaces"
+  # Both go into a JAAS string in double quotes, into --add-scram's [name=..,password=..]
+  # and onto one properties line.
+  local bad='[]["\\,=[:space:]]' what='quotes, backslashes, brackets, commas, = or spaces'
+  [[ ! "${SASL_USER}" =~ ${bad} ]] || die "KAFKA_LOCAL_SASL_USER may not hold ${what}"
+  [[ ! "${SASL_PASSWORD}" =~ ${bad} ]] || die "KAFKA_LOCAL_SASL_PASSWORD may not hold ${what}"
 }
 
 # A PEM file as one properties value: newlines become \n escapes, which the

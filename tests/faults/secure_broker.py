@@ -26,9 +26,11 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
+from service.settings import KafkaSettings
+from service.topics import create_topics, delete_topics
 from tests.integration.conftest import PARTITIONS, Topics
 
 __all__ = [
@@ -132,7 +134,12 @@ class SecureBroker:
 
     def segment_files(self, topic: str) -> list[Path]:
         """The log segments of every partition of `topic` on this broker's disk."""
-        return sorted((self.run_dir / "data").glob(f"{glob_escape(topic)}-*/*.log"))
+        partition_dir = re.compile(re.escape(topic) + r"-\d+")
+        return sorted(
+            segment
+            for segment in (self.run_dir / "data").glob("*/*.log")
+            if partition_dir.fullmatch(segment.parent.name)
+        )
 
     def service_env(
         self,
@@ -161,10 +168,6 @@ class SecureBroker:
             "sasl_plain_password": self.password,
             "ssl_context": ssl.create_default_context(cafile=str(self.pki.ca_cert)),
         }
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def _script(broker_env: dict[str, str], command: str, timeout_s: float) -> str:
@@ -265,18 +268,12 @@ async def fresh_topics(bootstrap: str, label: str) -> AsyncIterator[Topics]:
         group=f"{base}-group",
     )
     names = [topics.submitted, *topics.outputs]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    await create_topics(kafka, names, partitions=PARTITIONS)
     try:
-        await admin.create_topics(
-            [NewTopic(n, num_partitions=PARTITIONS, replication_factor=1) for n in names]
-        )
         yield topics
     finally:
-        try:
-            await admin.delete_topics(names)
-        finally:
-            await admin.close()
+        await delete_topics(kafka, names)
 
 
 async def read_values(
