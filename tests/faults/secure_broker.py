@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -127,10 +127,10 @@ class SecureBroker:
     """The PLAINTEXT listener (topics are created and compression tests run here)."""
     sasl_ssl_bootstrap: str
     username: str
-    password: str
+    password: str = field(repr=False)
     pki: Pki
     run_dir: Path
-    script_env: dict[str, str]
+    script_env: dict[str, str] = field(repr=False)
 
     def segment_files(self, topic: str) -> list[Path]:
         """The log segments of every partition of `topic` on this broker's disk."""
@@ -200,8 +200,13 @@ def start_secure_broker(base: Path) -> SecureBroker:
         "KAFKA_LOCAL_AUTO_CREATE": "false",
         "KAFKA_HEAP_OPTS": "-Xms128m -Xmx512m",
     }
-    bootstrap = _script(env, "start", timeout_s=600).strip().splitlines()[-1]
-    asyncio.run(_wait_group_coordinator(bootstrap))
+    try:
+        bootstrap = _script(env, "start", timeout_s=600).strip().splitlines()[-1]
+        asyncio.run(_wait_group_coordinator(bootstrap))
+    except BaseException:
+        # A broker that started but never became usable is not left behind.
+        subprocess.run([str(LOCAL_SCRIPT), "kill"], env={**os.environ, **env}, check=False)
+        raise
     return SecureBroker(
         bootstrap=bootstrap,
         sasl_ssl_bootstrap=f"127.0.0.1:{sasl_ssl_port}",
