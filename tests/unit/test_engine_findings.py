@@ -59,10 +59,11 @@ def test_each_core_rule_lives_in_its_family_catalogue_and_cites_its_source() -> 
             assert re.search(r"\bF-[A-Z0-9-]+\b|\.xlsx|\.csv|X12", info.reference), rule_id
 
 
-def test_claim_malformed_is_the_only_structure_rule() -> None:
+def test_structure_rules_are_the_decoder_and_verdict_ones() -> None:
     entries = yaml.safe_load((DATA_DIR / "rules" / "structure.yaml").read_text())
-    assert [e["id"] for e in entries] == ["CLAIM_MALFORMED"]
+    assert [e["id"] for e in entries] == ["CLAIM_MALFORMED", "FINDINGS_TRUNCATED"]
     assert default_table().rules["CLAIM_MALFORMED"].severity == "error"
+    assert default_table().rules["FINDINGS_TRUNCATED"].severity == "warning"
 
 
 @pytest.mark.reference
