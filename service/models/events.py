@@ -2,7 +2,9 @@
 
 Inbound models ignore unknown fields (tolerant reader) and validate only the *shape* of a claim:
 content rules (code shapes, modifiers, place of service) are findings from the engine, so a
-biller sees every problem at once instead of the first schema error.
+biller sees every problem at once instead of the first schema error. The shape includes size
+limits (`service.limits`) and types as strict as the published schema: `service.decode`
+validates in strict mode, so a number is a JSON number and a date an ISO string.
 """
 
 from __future__ import annotations
