@@ -8,12 +8,12 @@ the dead-letter topic. Messages name fields, never their values: values may be p
 Work per event is bounded by `Limits`:
 - An event over `max_event_bytes` is a dead letter (`too-large`) before it is parsed: reading its
   claim_id would mean parsing what was just judged too large to parse.
-- pydantic-core checks a list's length only after it has validated every item, so a list of
-  300,000 empty service lines would cost seconds and gigabytes. The fast path (straight to
-  pydantic, the one step for a good claim) is taken only when the event has no more commas than
-  a claim at every limit could have: the comma count bounds every list. Other events, and any
-  event the fast path rejects, are parsed first and their known lists counted; a list over its
-  limit is one problem and is left out of validation.
+- pydantic-core checks a list's length only after it has validated every item (and built an
+  error for each bad one), so a huge list of empty service lines would cost time and memory in
+  proportion. The fast path (straight to pydantic, the one step for a good claim) is taken only
+  when the event has no more commas than a claim at every limit could have: the comma count
+  bounds every list. Other events, and any event the fast path rejects, are parsed first and
+  their known lists counted; a list over its limit is one problem and is left out of validation.
 - Types are strict, as in the published schema: integers are JSON integers (no `true`, no `"1"`),
   within 32 bits; an integer of any size gives a CLAIM_MALFORMED finding, never a dead letter.
 """
