@@ -14,7 +14,7 @@ from service.decode import Malformed, Readable, Unreadable, decode
 from service.limits import DEFAULT_LIMITS, Limits
 from service.models.events import VerdictEvent
 from service.ruletable.load import default_table
-from service.settings import LimitSettings, Settings
+from service.settings import ConfigError, LimitSettings, Settings, load_settings
 from service.verdicts import judge_raw
 from tests.unit.casebook import build_claim
 
@@ -186,6 +186,20 @@ def test_limit_settings_defaults_are_the_decoder_defaults() -> None:
     assert set(LimitSettings.model_fields) == {
         name for name in Limits.__dataclass_fields__ if name != "comma_budget"
     }
+
+
+def test_limits_are_read_from_claims_limits_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAIMS_LIMITS__MAX_FINDINGS", "7")
+    monkeypatch.setenv("CLAIMS_LIMITS__MAX_EVENT_BYTES", "65536")
+    limits = load_settings().limits.limits()
+    assert (7, 65536, 50) == (
+        limits.max_findings,
+        limits.max_event_bytes,
+        limits.max_service_lines,
+    )
+    monkeypatch.setenv("CLAIMS_LIMITS__MAX_SERVICE_LINES", "0")
+    with pytest.raises(ConfigError, match="CLAIMS_LIMITS__MAX_SERVICE_LINES"):
+        load_settings()
 
 
 def test_limits_reject_nonsense_values() -> None:
