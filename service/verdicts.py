@@ -145,14 +145,19 @@ def capped_findings(
     rest = [findings[i] for i in ranked[keep:]]
     errors = not_built + sum(f.severity == "error" for f in rest)
     warnings = len(rest) - (errors - not_built)
+    # Always at least two more: one over the cap, and the one the summary takes the place of.
     summary = finding(
         table,
         "FINDINGS_TRUNCATED",
-        f"{errors + warnings} more findings ({errors} errors, {warnings} warnings) are not "
-        f"listed: a verdict lists at most {max_findings}. Correct the findings listed and "
-        "submit the claim again to see the rest.",
+        f"{errors + warnings} more findings ({_count(errors, 'error')}, "
+        f"{_count(warnings, 'warning')}) are not listed: a verdict lists at most {max_findings}. "
+        "Correct the findings listed and submit the claim again to see the rest.",
     )
     return (*(findings[i] for i in kept), summary)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def verdict_id(key: str) -> str:

@@ -99,6 +99,29 @@ def test_findings_over_the_cap_keep_errors_first_and_sum_up_the_rest() -> None:
     assert table.rules["FINDINGS_TRUNCATED"].reference == summary.reference
 
 
+def test_one_finding_over_the_cap_takes_two_into_the_summary() -> None:
+    table = default_table()
+    findings = (_error(1), _warning(2), _warning(3), _error(4))
+    at_cap = verdict_event(
+        cause="evt-1", claim_id="CLM-1", findings=findings, table=table, now=NOW, max_findings=4
+    )
+    assert findings == at_cap.findings
+    over = verdict_event(
+        cause="evt-1", claim_id="CLM-1", findings=findings, table=table, now=NOW, max_findings=3
+    )
+    assert [_error(1), _error(4), "FINDINGS_TRUNCATED"] == [
+        *over.findings[:2],
+        over.findings[2].rule_id,
+    ]
+    assert over.findings[2].message.startswith(
+        "2 more findings (0 errors, 2 warnings) are not listed: a verdict lists at most 3."
+    )
+    mixed = verdict_event(
+        cause="evt-1", claim_id="CLM-1", findings=findings, table=table, now=NOW, max_findings=2
+    )
+    assert mixed.findings[1].message.startswith("3 more findings (1 error, 2 warnings)")
+
+
 def test_capped_warnings_leave_the_verdict_accepted() -> None:
     verdict = verdict_event(
         cause="evt-1",
