@@ -200,6 +200,7 @@ def create_app(
         lifecycle=lifecycle,
         brake=InternalErrorBrake(settings.brake),
         judge=judge,
+        limits=settings.limits.limits(),
     )
     subscriber = register_handlers(broker, settings, handler, membership)
     metrics.consumer_lag.watch(subscriber)

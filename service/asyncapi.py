@@ -60,7 +60,8 @@ _BINDING_VERSION: Final = "0.4.0"
 
 _CLAIM_KEY: Final = {"type": "string", "description": "claim.claim_id of the event."}
 _DLQ_HEADERS: Final = {
-    "x-dlq-reason": "Why it is here: not-json, not-an-object, no-claim-id or internal-error.",
+    "x-dlq-reason": "Why it is here: too-large, not-json, not-an-object, no-claim-id or "
+    "internal-error.",
     "x-dlq-detail": "A short hint (at most 200 characters); never a payload excerpt.",
     "x-dlq-topic": "Topic the record was consumed from.",
     "x-dlq-partition": "Its partition (decimal).",

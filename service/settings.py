@@ -19,6 +19,8 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.limits import DEFAULT_LIMITS, Limits
+
 __all__ = [
     "ENV_PREFIX",
     "BrakeSettings",
@@ -381,6 +383,55 @@ class TracingSettings(BaseModel):
     )
 
 
+class LimitSettings(BaseModel):
+    """How much work one input event may cost; the decoder and the verdict builder enforce it."""
+
+    model_config = _GROUP
+
+    max_event_bytes: int = Field(
+        DEFAULT_LIMITS.max_event_bytes,
+        ge=1,
+        description="Largest event value, in bytes; a larger one goes to the dead-letter topic "
+        "(reason too-large) unparsed.",
+    )
+    max_service_lines: int = Field(
+        DEFAULT_LIMITS.max_service_lines,
+        ge=1,
+        description="Most service lines in a claim (an 837P claim allows 50); more gives a "
+        "CLAIM_MALFORMED verdict.",
+    )
+    max_diagnosis_codes: int = Field(
+        DEFAULT_LIMITS.max_diagnosis_codes,
+        ge=1,
+        description="Most diagnosis codes in a claim; more gives a CLAIM_MALFORMED verdict "
+        "(an 837P claim allows 12: 13 up to this, the rules' DIAGNOSIS_TOO_MANY finding).",
+    )
+    max_codes_per_line: int = Field(
+        DEFAULT_LIMITS.max_codes_per_line,
+        ge=1,
+        description="Most modifiers, and most diagnosis pointers, on a service line; more gives "
+        "a CLAIM_MALFORMED verdict (over 4 up to this, the rules' findings).",
+    )
+    max_string_length: int = Field(
+        DEFAULT_LIMITS.max_string_length,
+        ge=1,
+        description="Longest text field of a claim, in characters; longer gives a "
+        "CLAIM_MALFORMED verdict (a longer claim_id: a dead letter).",
+    )
+    max_findings: int = Field(
+        DEFAULT_LIMITS.max_findings,
+        ge=2,
+        description="Most findings in a verdict; the rest are counted in one FINDINGS_TRUNCATED "
+        "finding.",
+    )
+
+    def limits(self) -> Limits:
+        """The plain value the decoder and the verdict builder take (they never read settings)."""
+        limits = Limits(**self.model_dump())
+        # The default value itself: the decoder has its claim validator for it built already.
+        return DEFAULT_LIMITS if limits == DEFAULT_LIMITS else limits
+
+
 class Settings(BaseSettings):
     """Everything `claims-validator serve` can be told; see the module docstring for env names."""
 
@@ -413,6 +464,9 @@ class Settings(BaseSettings):
     )
     brake: BrakeSettings = Field(
         default_factory=BrakeSettings, description="The internal-error brake."
+    )
+    limits: LimitSettings = Field(
+        default_factory=LimitSettings, description="Bounds on the work one input event may cost."
     )
     rule_table_dir: Path | None = Field(
         None,
