@@ -15,7 +15,7 @@ import orjson
 from pydantic import ValidationError
 
 from service.models.events import MAX_SERVICE_LINES, ClaimSubmitted
-from service.schema_errors import dotted_path, error_message
+from service.validation_errors import dotted_path, error_message
 
 __all__ = ["Decoded", "Malformed", "Readable", "Unreadable", "decode", "field_path"]
 

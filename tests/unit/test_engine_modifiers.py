@@ -11,7 +11,7 @@ from service.engine import evaluate
 from service.engine.families import modifiers
 from service.models.events import Finding
 from service.ruletable.compiled import RuleTable
-from service.ruletable.load import default_table
+from service.tables import default_table
 from tests.unit.casebook import build_claim, parse
 
 SPLIT = [
@@ -30,11 +30,20 @@ def _got(table: RuleTable, lines: list[dict[str, Any]], **claim: Any) -> set[tup
 
 
 def test_split_bilateral_lines_are_accepted_for_payers_that_ask_for_them() -> None:
-    table = dataclasses.replace(default_table(), bilateral_split_payers=frozenset({"REGENCE"}))
+    shipped = default_table()
+    assert shipped.policies is not None
+    regence = dataclasses.replace(shipped.policies.national, payer_id="REGENCE", split_lines=True)
+    table = dataclasses.replace(
+        shipped,
+        policies=dataclasses.replace(
+            shipped.policies, payers={**shipped.policies.payers, "REGENCE": regence}
+        ),
+    )
     assert _got(table, SPLIT, payer_id="REGENCE") == set()
     assert _got(table, SPLIT, payer_id="MEDICARE") == {("BILATERAL_SPLIT_LINES", 2)}
     # The shipped table lets no payer split a bilateral service.
-    assert default_table().bilateral_split_payers == frozenset()
+    assert {p for p, r in shipped.policies.payers.items() if r.split_lines} == set()
+    assert not shipped.policies.national.split_lines
     assert _got(default_table(), SPLIT, payer_id="REGENCE") == {("BILATERAL_SPLIT_LINES", 2)}
 
 

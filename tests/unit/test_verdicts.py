@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from service.models.events import Finding, VerdictEvent
-from service.ruletable.load import default_table
+from service.tables import default_table
 from service.verdicts import VERDICT_NAMESPACE, verdict_event, verdict_id
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

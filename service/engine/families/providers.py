@@ -11,16 +11,16 @@ Decision points:
   taxonomy is in the current NUCC list, is not (no NPPES or NUCC file ships; billing-rules 7
   found no payer rule tying 64490-64495 to taxonomies).
 - Taxonomy letters must be upper case, as NUCC publishes them; a missing taxonomy is not flagged.
-- NPI and taxonomy results are cached per distinct string (a claim stream repeats a few
-  providers), so the hot path is a dictionary hit.
+- The check digit is summed two digits at a time from a table of the hundred pairs, so an NPI
+  costs five look-ups.
 - Like the other issue-4 families it stays silent in a table built without `policies` (a
   hand-built test table), whose catalogue may lack these rule ids.
 """
 
 from __future__ import annotations
 
-import functools
 import re
+from types import MappingProxyType
 
 from service.engine.findings import finding
 from service.models.events import Claim, Finding, ServiceLine
@@ -32,13 +32,11 @@ RULE_IDS: frozenset[str] = frozenset({"NPI_INVALID", "TAXONOMY_INVALID"})
 
 _TAXONOMY = re.compile(r"[0-9A-Z]{9}X")
 
-def _prefix_sum() -> int:
-    """The Luhn contribution of 80840 when 9 digits and a check digit follow it (15 digits).
 
-    CMS publishes it as the constant 24 added to the usual Luhn sum of the 10-digit NPI.
-    """
+def _luhn(digits: str) -> int:
+    """The Luhn sum of `digits`: every second digit from the right doubled (less 9 above 9)."""
     total = 0
-    for i, ch in enumerate(reversed("80840" + "0" * 10)):
+    for i, ch in enumerate(reversed(digits)):
         d = int(ch)
         if i % 2 == 1:
             d *= 2
@@ -47,26 +45,26 @@ def _prefix_sum() -> int:
     return total
 
 
-_PREFIX_SUM = _prefix_sum()
+_PREFIX_SUM = _luhn("80840" + "0" * 10)
+"""The Luhn contribution of 80840 when 9 digits and a check digit follow it (15 digits).
+
+CMS publishes it as the constant 24 added to the usual Luhn sum of the 10-digit NPI."""
+_PAIRS = MappingProxyType({f"{n:02d}": _luhn(f"{n:02d}") for n in range(100)})
+"""Two digits at an even distance from the right end -> their Luhn sum (the first doubled)."""
 
 
-@functools.lru_cache(maxsize=65536)
 def npi_is_valid(npi: str) -> bool:
     """10 ASCII digits whose last is the Luhn check digit over `80840` + the first 9."""
     if len(npi) != 10 or not npi.isascii() or not npi.isdigit():
         return False
-    total = _PREFIX_SUM
-    for i, ch in enumerate(reversed(npi)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
+    pairs = _PAIRS
+    total = (
+        _PREFIX_SUM + pairs[npi[0:2]] + pairs[npi[2:4]] + pairs[npi[4:6]] + pairs[npi[6:8]]
+        + pairs[npi[8:10]]
+    )
     return total % 10 == 0
 
 
-@functools.lru_cache(maxsize=4096)
 def taxonomy_is_valid(code: str) -> bool:
     """A NUCC health-care provider taxonomy code shape: 9 of 0-9/A-Z, then `X`."""
     return _TAXONOMY.fullmatch(code) is not None

@@ -1,8 +1,9 @@
-"""What the two importers of official CMS files share (`importer`: AOC, RVU, POS; `mue`: MUE).
+"""What the importers of official CMS files share.
 
-- `SourceFileError`: an official file cannot be read; the message names file, row and column.
-- `cell_text`: a workbook cell as the text CMS meant (Excel gives floats for numbers).
-- `install_table`: a new table is built in a scratch copy, proven with `load_table`, and only
+- `SourceFileError` (and `ImportFileError`, for the AOC, RVU and POS files): an official file
+  cannot be read; the message names file, row and column.
+- `cell_text`, `source_code`, `read_source_text`: cells, codes and text as CMS writes them.
+- `install_table`: a new table is built in a scratch copy, proven with `read_table`, and only
   then written into the table directory, each file renamed into place, so a bad import never
   leaves a half-written table behind.
 - `run_command`: the `claims-validator rules import*` contract: 0 done, 1 a bad file (named with
@@ -12,16 +13,29 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
+import io
 import sys
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from service.ruletable.compiled import RuleTable
 from service.ruletable.files import RuleTableError
-from service.ruletable.load import load_table
+from service.ruletable.load import read_table
 
-__all__ = ["SourceFileError", "cell_text", "install_table", "run_command"]
+__all__ = [
+    "ImportFileError",
+    "SourceFileError",
+    "cell_text",
+    "csv_bytes",
+    "file_sha256",
+    "install_table",
+    "read_source_text",
+    "run_command",
+    "source_code",
+]
 
 
 class SourceFileError(Exception):
@@ -29,6 +43,10 @@ class SourceFileError(Exception):
 
     def __init__(self, file: str, row: int | str, column: str, problem: str) -> None:
         super().__init__(f"{file}: row {row}: column {column}: {problem}")
+
+
+class ImportFileError(SourceFileError):
+    """An AOC, RVU or POS source file cannot be imported; the message names file, row, column."""
 
 
 def cell_text(value: Any) -> str:
@@ -40,19 +58,47 @@ def cell_text(value: Any) -> str:
     return str(value).strip()
 
 
+def source_code(value: str) -> str:
+    """A HCPCS/CPT code as CMS writes it; Excel drops leading zeros (00100 -> 100), restore them."""
+    value = value.strip().upper()
+    return value.zfill(5) if value.isdigit() and len(value) < 5 else value
+
+
+def read_source_text(path: Path) -> str:
+    """A CMS text file: UTF-8 (with or without a byte-order mark), else Windows-1252."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="strict")
+
+
+def csv_bytes(columns: Sequence[str], records: Iterable[dict[str, str]]) -> bytes:
+    """A table file's content: deterministic, `\\n` line ends, records in the order given."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    return buffer.getvalue().encode("utf-8")
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def install_table(
     stage: Path,
     out_dir: Path,
     replaced: Collection[str],
     *,
-    rule_ids: Collection[str] | None = None,
+    rule_ids: Collection[str],
 ) -> RuleTable:
     """Prove the table in `stage` loads, then write it into `out_dir`, and load that.
 
     `replaced` names the top-level files the import rebuilt: they are always written; any other
     file only where `out_dir` lacks it. Each file goes through a `.tmp` sibling renamed into place.
     """
-    load_table(stage, rule_ids=rule_ids)
+    read_table(stage, rule_ids=rule_ids)
     out_dir.mkdir(parents=True, exist_ok=True)
     for path in sorted(stage.rglob("*")):  # a directory sorts before its files
         name = path.relative_to(stage).as_posix()
@@ -63,7 +109,7 @@ def install_table(
             tmp = target.with_name(target.name + ".tmp")
             tmp.write_bytes(path.read_bytes())
             tmp.replace(target)
-    return load_table(out_dir, rule_ids=rule_ids)
+    return read_table(out_dir, rule_ids=rule_ids)
 
 
 def run_command(
