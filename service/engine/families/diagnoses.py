@@ -67,24 +67,29 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     if count == 0:
         return [_missing(table)]
     out: list[Finding] = []
-    written, dx_region = policies.icd10cm.written, policies.dx_region
+    written, regional = policies.icd10cm.written, policies.regional
     keys: list[str] = []
     regions: list[str | None] = []
     first: str | None = None  # the region of the first diagnosis that has one
     mixed = False  # some other diagnosis has another region than `first`
     for code in codes:
-        key = written.get(code)
-        if key is None:
+        hit = regional.get(code)
+        if hit is not None:
+            key, region = hit
+            keys.append(key)
+            regions.append(region)
+            if region != first:
+                if first is None:
+                    first = region
+                else:
+                    mixed = True
+            continue
+        billable = written.get(code)  # a code written any other way has no region
+        if billable is None:
             out.append(_not_billable_or_invalid(table, policies, len(keys) + 1, code))
-            key = icd_key(code)
-        keys.append(key)
-        region = dx_region.get(key)
-        regions.append(region)
-        if region is not None and region != first:
-            if first is None:
-                first = region
-            else:
-                mixed = True
+            billable = icd_key(code)
+        keys.append(billable)
+        regions.append(None)
     if count > 1 and (keys[0] == keys[1] if count == 2 else len(set(keys)) != count):
         out.extend(_duplicates(table, codes, keys))
     if count > MAX_DIAGNOSES:
@@ -100,12 +105,12 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
             continue
         if first is None:
             continue  # no diagnosis has a region: nothing to mismatch
-        region = procedure_region.get(line.procedure_code)
-        if region is None or (region == first and not mixed):
+        facet = procedure_region.get(line.procedure_code)
+        if facet is None or (facet == first and not mixed):
             continue  # not a facet code, or every regional diagnosis is of its region
-        if _mismatch(region, pointers, regions):
+        if _mismatch(facet, pointers, regions):
             other = [p for p in pointers if regions[p - 1] is not None]
-            out.append(_region(table, policies, line, region, keys, other))
+            out.append(_region(table, policies, line, facet, keys, other))
     return out
 
 

@@ -100,26 +100,25 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
             addon = table.addons.get(code)
             if addon is not None and addon.is_addon_on(line.service_date):
                 out.append(_fifty_one(table, line))
-        has_rt, has_lt = "RT" in mods, "LT" in mods
-        has_50 = "50" in mods
-        if has_50:
+        if "50" in mods:
             bilateral = table.no_modifier_50.get(code)
             if bilateral is not None:
                 out.append(_fifty_not_allowed(table, line, bilateral))
-            if has_rt or has_lt:
+            if "RT" in mods or "LT" in mods:
                 out.append(_fifty_anatomic(table, line))
+        elif code in table.bilateral_one:  # without 50, a line with RT or LT alone is a side
+            has_rt = "RT" in mods
+            if has_rt != ("LT" in mods):
+                if sided is None:
+                    sided = []
+                sided.append((line, "RT" if has_rt else "LT"))
+                sides |= 1 if has_rt else 2
         if "59" in mods:
             x_with_59 = tuple(m for m in _X_SUBSETS if m in mods)
             if x_with_59:
                 out.append(_fifty_nine(table, line, x_with_59))
-        if ("26" in mods or "TC" in mods) and code in table.no_pctc:
+        if code in table.no_pctc and ("26" in mods or "TC" in mods):
             out.append(_pctc(table, line))
-        if has_rt != has_lt and not has_50 and code in table.bilateral_one:
-            side: Side = "RT" if has_rt else "LT"
-            if sided is None:
-                sided = []
-            sided.append((line, side))
-            sides |= 1 if has_rt else 2
     # A split needs an RT line and an LT line: with one side only there is nothing to pair.
     if sided is not None and sides == 3 and not _split_payer(claim, table):
         out.extend(_splits(table, claim, sided))

@@ -65,12 +65,7 @@ def _name_primaries(codes: Sequence[str]) -> str:
 def check(claim: Claim, table: RuleTable) -> list[Finding]:
     addons = table.addons
     lines = claim.service_lines
-    for line in lines:
-        if line.procedure_code in addons:
-            break
-    else:
-        return []
-    if _all_directly_supported(claim, lines, addons):
+    if _all_directly_supported(claim, lines, addons):  # also true of a claim without add-ons
         return []
     policies = table.policies  # asked only now: a supported claim has no finding for any payer
     if policies is not None and not policies.payer(claim.payer_id).aoc_edits:
@@ -86,7 +81,7 @@ def _all_directly_supported(
     Such a claim has no pairing finding whatever the rest of the fixpoint would say, and it is by
     far the common case (64490 + 64491), so it is decided without building per-line tables.
     """
-    default_npi = claim.rendering_provider.npi
+    default_npi = ""  # the claim's rendering NPI, read at the first add-on line
     for line in lines:
         a = addons.get(line.procedure_code)
         if a is None:
@@ -95,6 +90,8 @@ def _all_directly_supported(
         listed = a.edit_on(on)
         if listed is None:
             continue
+        if not default_npi:
+            default_npi = claim.rendering_provider.npi
         npi = line.rendering_provider_npi or default_npi
         for other in lines:
             if other is line or other.service_date != on:

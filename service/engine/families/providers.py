@@ -20,7 +20,6 @@ Decision points:
 from __future__ import annotations
 
 import re
-from types import MappingProxyType
 
 from service.engine.findings import finding
 from service.models.events import Claim, Finding, ServiceLine
@@ -49,20 +48,20 @@ _PREFIX_SUM = _luhn("80840" + "0" * 10)
 """The Luhn contribution of 80840 when 9 digits and a check digit follow it (15 digits).
 
 CMS publishes it as the constant 24 added to the usual Luhn sum of the 10-digit NPI."""
-_PAIRS = MappingProxyType({f"{n:02d}": _luhn(f"{n:02d}") for n in range(100)})
-"""Two digits at an even distance from the right end -> their Luhn sum (the first doubled)."""
+_ASCII_ZEROS = 10 * ord("0")
+"""What summing the ten ASCII digits of an NPI adds to their values."""
+_DOUBLED = bytes.maketrans(b"0123456789", bytes(48 + _luhn(f"{d}0") for d in range(10)))
+"""An ASCII digit -> the ASCII digit of its Luhn double (5 -> 1: 10 less 9)."""
 
 
 def npi_is_valid(npi: str) -> bool:
     """10 ASCII digits whose last is the Luhn check digit over `80840` + the first 9."""
     if len(npi) != 10 or not npi.isascii() or not npi.isdigit():
         return False
-    pairs = _PAIRS
-    total = (
-        _PREFIX_SUM + pairs[npi[0:2]] + pairs[npi[2:4]] + pairs[npi[4:6]] + pairs[npi[6:8]]
-        + pairs[npi[8:10]]
-    )
-    return total % 10 == 0
+    raw = npi.encode()
+    # The first digit and every second one after it are doubled (10 digits: odd from the right).
+    total = sum(raw.translate(_DOUBLED)[0::2]) + sum(raw[1::2]) - _ASCII_ZEROS
+    return (_PREFIX_SUM + total) % 10 == 0
 
 
 def taxonomy_is_valid(code: str) -> bool:

@@ -4,11 +4,11 @@ spinal regions and the ICD-10-CM code set, all frozen."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-from service.ruletable.compiled.diagnoses import DiagnosisCodeSet
+from service.ruletable.compiled.diagnoses import DiagnosisCodeSet, icd_display
 from service.ruletable.compiled.provenance import Provenance
 
 __all__ = ["CodePairing", "LevelLimit", "MueLimit", "PayerRules", "Policies", "PolicyRef"]
@@ -111,6 +111,16 @@ class Policies:
     provenance: tuple[Provenance, ...]
     digest_inputs: Mapping[str, bytes]
     """Inputs outside the table directory (the code set), for the table digest."""
+
+    # Derived from the fields above on construction.
+    regional: Mapping[str, tuple[str, str]] = field(init=False, repr=False, compare=False)
+    """Each diagnosis that has a region, as it may be written (with and without the dot) ->
+    (its key, its region): one look-up in a small map for the diagnoses the region rule reads."""
+
+    def __post_init__(self) -> None:
+        regional = {key: (key, region) for key, region in self.dx_region.items()}
+        regional.update({icd_display(key): hit for key, hit in regional.items() if len(key) > 3})
+        object.__setattr__(self, "regional", regional)  # frozen: set once, here
 
     def payer(self, payer_id: str) -> PayerRules:
         """The rules of `payer_id`; any payer not configured gets the national rules."""
