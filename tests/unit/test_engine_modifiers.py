@@ -117,12 +117,14 @@ def test_invalid_modifier_message_shows_the_bad_values_and_a_likely_fix(
 
 @pytest.mark.parametrize("value", ["50", "59", "00", "RT", "KX", "XS", "F1", "Q5", "1P", "8P"])
 def test_well_shaped_modifiers(value: str) -> None:
-    assert modifiers.is_modifier(value)
+    lines = [{"procedure_code": "99213", "modifiers": [value]}]
+    assert "MODIFIER_INVALID" not in {rule for rule, _ in _got(default_table(), lines)}
 
 
 @pytest.mark.parametrize("value", ["5O", "5P", "0A", "kx", "Kx", "K", "ABC", "", " 5", "5 "])
 def test_badly_shaped_modifiers(value: str) -> None:
-    assert not modifiers.is_modifier(value)
+    lines = [{"procedure_code": "99213", "modifiers": [value]}]
+    assert ("MODIFIER_INVALID", 1) in _got(default_table(), lines)
 
 
 def test_too_many_and_duplicate_messages() -> None:

@@ -112,8 +112,8 @@ def test_shipped_aoc_deletions_are_last_days_in_effect() -> None:
     assert not deleted.is_addon_on(date(2026, 1, 1))
     edits_77003 = {p.primary: p for p in addons["77003"].pairings}
     assert edits_77003["62270"].deleted == date(2019, 12, 31)
-    assert edits_77003["62270"].in_effect(date(2019, 12, 31))
-    assert not edits_77003["62270"].in_effect(date(2020, 1, 1))
+    assert "62270" in addons["77003"].primaries_on(date(2019, 12, 31))
+    assert "62270" not in addons["77003"].primaries_on(date(2020, 1, 1))
 
 
 def test_shipped_contractor_defined_addons_are_kept() -> None:

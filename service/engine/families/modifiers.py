@@ -35,7 +35,7 @@ from service.engine.findings import finding
 from service.models.events import Claim, Finding, ServiceLine
 from service.ruletable.compiled import RuleTable
 
-__all__ = ["MAX_MODIFIERS", "RULE_IDS", "check", "is_modifier"]
+__all__ = ["MAX_MODIFIERS", "RULE_IDS", "check"]
 
 RULE_IDS: frozenset[str] = frozenset(
     {
@@ -68,11 +68,6 @@ _CHECKED = frozenset({"50", "51", "59", "26", "TC", "RT", "LT"})
 _SHOWN = 6
 
 Side = Literal["RT", "LT"]
-
-
-def is_modifier(value: str) -> bool:
-    """True when `value` has the shape of a CPT or HCPCS Level II modifier."""
-    return value in _VALID
 
 
 def check(claim: Claim, table: RuleTable) -> list[Finding]:

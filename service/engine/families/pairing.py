@@ -8,7 +8,7 @@ overrides the claim's rendering provider.
 Decision points:
 - Effective dating. Every test uses the line's date of service: an add-on is an add-on on that
   date only if one of its edit rows is in effect (`AddonCode.is_addon_on`), and a primary counts
-  only while its pairing row and the primary code are in effect (`AddonPairing.in_effect`).
+  only while its pairing row and the primary code are in effect (`AddonCode.primaries_on`).
   64494 is paired with 64490 from 2023-01-01, so before that date 64490 does not support it.
 - Deleted add-on codes. After `AOC_DelDT` the code is no longer an add-on edit: it gets no
   pairing finding and is treated like any other procedure line (it can even serve as another

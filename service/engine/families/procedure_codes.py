@@ -14,6 +14,9 @@ Accepted shapes (decision points):
 - Exactly as sent: lower case (`g0500`) and embedded modifiers (`64490-50`) are invalid, because
   every table the other families consult is keyed by the upper-case five-character code.
 
+The shape is written once, with the table (`service.ruletable.compiled.is_procedure_code`), which
+indexes the codes it names that have it (`RuleTable.procedure_codes`).
+
 Other families skip what they cannot judge on such a line (no fee-schedule indicator, no add-on
 edit, no place-of-service list matches an invalid code), so a bad code yields this one finding
 rather than a cascade; code-independent checks (modifier syntax, place-of-service code) still run.

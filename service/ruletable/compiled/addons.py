@@ -36,9 +36,6 @@ class AddonPairing:
         both are active."""
         return min(self.deleted or date.max, self.primary_deleted or date.max)
 
-    def in_effect(self, on: date) -> bool:
-        return self.effective <= on <= self.last_day
-
 
 @dataclass(frozen=True, slots=True)
 class AddonCode:
