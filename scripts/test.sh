@@ -12,5 +12,7 @@ echo "==> ruff" >&2
 "$VENV/bin/ruff" check service tests scripts
 echo "==> mypy" >&2
 "$VENV/bin/mypy"
+echo "==> import contracts" >&2
+"$VENV/bin/lint-imports"
 echo "==> pytest (broker $BOOTSTRAP)" >&2
 CLAIMS_TEST_BOOTSTRAP="$BOOTSTRAP" "$VENV/bin/pytest" "$@"

@@ -148,7 +148,7 @@ def rule_table(settings: Settings) -> RuleTable:
 
     A broken table raises `RuleTableError` naming the file, row and field: start-up stops there.
     """
-    from service.ruletable.load import default_table, load_table
+    from service.tables import default_table, load_table
 
     return load_table(settings.rule_table_dir) if settings.rule_table_dir else default_table()
 

@@ -65,21 +65,24 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
     # `rules import ...` forwards its own options to the importer's parser.
+    # The new table's catalogue must cover every rule the engine can emit.
     if args_list[:2] == ["rules", "import"]:
-        from service.ruletable.importer import main_import
+        from service.engine import RULE_IDS
+        from service.ruletable.importers.rebuild import main_import
 
-        return main_import(args_list[2:])
+        return main_import(args_list[2:], rule_ids=RULE_IDS)
     if args_list[:2] == ["rules", "import-mue"]:
-        from service.ruletable.mue import main_import_mue
+        from service.engine import RULE_IDS
+        from service.ruletable.importers.mue import main_import_mue
 
-        return main_import_mue(args_list[2:])
+        return main_import_mue(args_list[2:], rule_ids=RULE_IDS)
 
     try:
         args = _parser().parse_args(args_list)
     except SystemExit as exc:  # argparse exits 2 on usage errors and 0 on --help
         return int(exc.code or 0)
 
-    from service.ruletable.load import RuleTableError
+    from service.ruletable.files import RuleTableError
 
     try:
         return _dispatch(args)
@@ -101,7 +104,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run(settings)
     if args.command == "check":
         from service.check import check_files
-        from service.ruletable.load import default_table, load_table
+        from service.tables import default_table, load_table
 
         table = load_table(args.rules) if args.rules else default_table()
         return check_files(args.files, table)
@@ -128,7 +131,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return ExitCode.OK
     if args.command == "docs":
         from service.docs import SECTIONS, render_section, update_readme
-        from service.ruletable.load import default_table
+        from service.tables import default_table
 
         if args.write is None:
             print("\n\n".join(render_section(name, default_table()) for name in SECTIONS))
@@ -136,7 +139,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"updated {args.write}")
         return ExitCode.OK
     if args.command == "rules":  # "show"
-        from service.ruletable.load import default_table
+        from service.tables import default_table
 
         table = default_table()
         print(f"version: {table.version}\ndigest:  {table.digest}")
@@ -146,9 +149,20 @@ def _dispatch(args: argparse.Namespace) -> int:
                   f" sha256 {p.source_sha256}")
         return ExitCode.OK
     if args.command == "schemas":
-        from service.schemas import write_schemas
-
-        for path in write_schemas(args.out):
+        for path in _write_schemas(args.out):
             print(path)
         return ExitCode.OK
     return ExitCode.USAGE
+
+
+def _write_schemas(out: Path) -> list[Path]:
+    """The event JSON Schemas and the AsyncAPI document of the app built from the settings'
+    defaults (never the environment, so the committed files are reproducible)."""
+    from service.app import create_app
+    from service.asyncapi import documented_settings, render_asyncapi
+    from service.event_schemas import render_schemas, write_texts
+    from service.tables import default_table
+
+    settings = documented_settings()
+    app = create_app(settings, table=default_table())
+    return write_texts(out, {**render_schemas(), **render_asyncapi(app, settings)})

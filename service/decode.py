@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from service.claim_validator import claim_validator
 from service.limits import DEFAULT_LIMITS, MAX_INTEGER, Limits
 from service.models.events import ClaimSubmitted
-from service.schema_errors import dotted_path, error_message
+from service.validation_errors import dotted_path, error_message
 
 __all__ = [
     "UNREADABLE_REASONS",

@@ -19,7 +19,6 @@ from structlog.testing import capture_logs
 
 from service.app import create_app
 from service.ruletable.compiled import RuleTable
-from service.ruletable.load import default_table
 from service.settings import (
     ConsumerSettings,
     KafkaSettings,
@@ -27,6 +26,7 @@ from service.settings import (
     Settings,
     TopicSettings,
 )
+from service.tables import default_table
 from tests.integration.conftest import (
     Topics,
     committed_and_end,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from service.decode import Malformed, Readable, Unreadable, decode
-from service.ruletable.load import default_table
+from service.tables import default_table
 from service.verdicts import judge, judge_malformed
 from tests.unit.casebook import build_claim
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from service.decode import UNREADABLE_REASONS, Unreadable
 from service.limits import DEFAULT_LIMITS, Limits
 from service.models.events import VerdictEvent
-from service.ruletable.load import default_table
+from service.tables import default_table
 from service.verdicts import judge_raw
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

@@ -13,8 +13,8 @@ import pytest
 from service.decode import Malformed, Readable, Unreadable, decode
 from service.limits import DEFAULT_LIMITS, Limits
 from service.models.events import VerdictEvent
-from service.ruletable.load import default_table
 from service.settings import ConfigError, LimitSettings, Settings, load_settings
+from service.tables import default_table
 from service.verdicts import judge_raw
 from tests.unit.casebook import build_claim
 

@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from service.engine import FAMILIES, evaluate
-from service.ruletable.load import DATA_DIR, default_table
+from service.ruletable.load import DATA_DIR
+from service.tables import default_table
 from tests.unit.casebook import BASE_CLAIM, Case, load_cases, parse
 
 CORE = ("procedure_codes", "pairing", "place_of_service", "modifiers")

@@ -11,7 +11,7 @@ import pytest
 from service.decode import Malformed
 from service.limits import Limits
 from service.models.events import Finding, VerdictEvent
-from service.ruletable.load import default_table
+from service.tables import default_table
 from service.verdicts import (
     VERDICT_NAMESPACE,
     judge_malformed,
