@@ -58,13 +58,14 @@ def results(path: Path, payer_ids: Mapping[str, str]) -> Iterator[Emitted | Prob
         for item in read_segments(path):
             yield from assembler.feed(item)
     except X12Unreadable as exc:
-        yield from assembler.abort(exc.position, exc.detail)
+        yield from assembler.abort("x12-unreadable", exc.position, exc.detail)
     except OSError as exc:
-        yield Problem({"error": "file-unreadable", "source": source, "detail": exc.strerror})
+        detail = exc.strerror or type(exc).__name__
+        yield from assembler.abort("file-unreadable", assembler.position + 1, detail)
     except Exception as exc:  # pyx12 failing inside: the file is lost, not the run
         # The type only: a library's message may quote the segment it choked on.
         detail = f"pyx12 failed on this file: {type(exc).__name__}"
-        yield from assembler.abort(assembler.position + 1, detail)
+        yield from assembler.abort("x12-unreadable", assembler.position + 1, detail)
 
 
 def _problem(err: IO[bytes], problem: Problem) -> None:

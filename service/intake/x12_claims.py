@@ -118,11 +118,10 @@ class Assembler:
         if item.segment_id == "IEA":
             yield from self._release()
 
-    def abort(self, position: int, detail: str) -> Iterator[Problem]:
-        """pyx12 stopped reading: report the file, and every claim held, as not ingested."""
+    def abort(self, error: str, position: int, detail: str) -> Iterator[Problem]:
+        """Reading stopped: report the file, and every claim held, as not ingested."""
         yield Problem(
-            {"error": "x12-unreadable", "source": self._source, "segment": position,
-             "detail": detail}
+            {"error": error, "source": self._source, "segment": position, "detail": detail}
         )
         self._interchange.first_error = self._interchange.first_error or position
         for result in self._release():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -290,3 +291,24 @@ def test_without_pyx12_the_command_says_what_to_install(tmp_path: Path) -> None:
     )
     assert (3, b"") == (result.returncode, result.stdout)
     assert "pip install 'claims-validator[x12]'" in result.stderr.decode()
+
+
+def test_a_library_failure_mid_file_loses_no_claim_silently(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.intake import ingest as ingest_module
+    from service.intake.x12_read import read_segments
+
+    def failing(path: Path) -> Iterator[Any]:
+        for item in read_segments(path):
+            if getattr(item, "segment_id", "") == "SE":
+                raise KeyError("GRP01 MBR0001X")  # as if pyx12 choked on a segment
+            yield item
+
+    monkeypatch.setattr(ingest_module, "read_segments", failing)
+    path = write(tmp_path, three_claims())
+    code, events, errors = ingest(capsysbinary, path)
+    assert (1, []) == (code, events)
+    assert "pyx12 failed on this file: KeyError" == errors[0]["detail"]
+    assert "MBR0001X" not in json.dumps(errors)
+    assert ["C1", "C2", "C3"] == [e["claim_id"] for e in errors if e["error"] == "claim-rejected"]
