@@ -15,7 +15,7 @@ emitted or reported: none is dropped.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from service.intake.x12_map import (
@@ -26,7 +26,7 @@ from service.intake.x12_map import (
     creation_time,
     to_event,
 )
-from service.intake.x12_read import EndOfFile, SegmentRecord, X12Error
+from service.intake.x12_read import EndOfFile, SegmentData, SegmentRecord, X12Error
 from service.models.events import ClaimSubmitted
 
 __all__ = ["IMPLEMENTATION", "Assembler", "Emitted", "Problem"]
@@ -68,6 +68,17 @@ class _Scope:
         return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Parties:
+    """What the HL loops above a claim say: billing provider, subscriber, patient, payer."""
+
+    billing_npi: str | None = None
+    billing_taxonomy: str | None = None
+    member_id: str | None = None
+    birth_date: SegmentData | None = None
+    payer_id: str | None = None
+
+
 @dataclass(slots=True)
 class _Held:
     draft: ClaimDraft
@@ -87,7 +98,7 @@ class Assembler:
         self._draft: ClaimDraft | None = None
         self._line: LineDraft | None = None
         self._previous = self._interchange
-        self._ctx: dict[str, Any] = {}
+        self._parties = _Parties()
         self.position = 0
         """The last segment position fed."""
 
@@ -199,23 +210,26 @@ class Assembler:
             env.created = creation_time(value("BHT04") or "", value("BHT05") or "") or env.created
         elif sid == "HL":
             self._close_claim()
-            level = {"2000A": "a", "2000B": "b"}.get(innermost)
-            if level == "a":
-                self._ctx = {}
-            elif level == "b":
-                self._ctx = {k: v for k, v in self._ctx.items() if k.startswith("billing")}
+            parties = self._parties
+            if innermost == "2000A":
+                self._parties = _Parties()
+            elif innermost == "2000B":
+                self._parties = _Parties(parties.billing_npi, parties.billing_taxonomy)
             else:  # 2000C: the patient's own DMG must follow in 2010CA
-                self._ctx.pop("birth_date", None)
+                self._parties = replace(parties, birth_date=None)
         elif sid == "PRV" and innermost == "2000A":
-            self._ctx["billing_taxonomy"] = value("PRV03")
+            self._parties = replace(self._parties, billing_taxonomy=value("PRV03"))
         elif sid == "NM1" and innermost == "2010AA" and value("NM108") == "XX":
-            self._ctx["billing_npi"] = value("NM109")
+            self._parties = replace(self._parties, billing_npi=value("NM109"))
         elif sid == "NM1" and innermost == "2010BA":
-            self._ctx["member_id"] = (value("NM109") or "").strip() or None
+            member_id = (value("NM109") or "").strip() or None
+            self._parties = replace(self._parties, member_id=member_id)
         elif sid == "DMG" and innermost in ("2010BA", "2010CA"):
-            self._ctx["birth_date"] = data  # 2010CA comes after 2010BA and wins
+            # 2010CA comes after 2010BA: the patient's date wins over the subscriber's.
+            self._parties = replace(self._parties, birth_date=data)
         elif sid == "NM1" and innermost == "2010BB":
-            self._ctx["payer_id"] = (value("NM109") or "").strip() or None
+            payer_id = (value("NM109") or "").strip() or None
+            self._parties = replace(self._parties, payer_id=payer_id)
         elif sid == "CLM" and innermost == "2300":
             self._close_claim()
             assert self._claim is not None  # opened by _open_scopes
@@ -223,11 +237,11 @@ class Assembler:
                 position=item.position,
                 clm=data,
                 envelope=env,
-                billing_npi=self._ctx.get("billing_npi"),
-                billing_taxonomy=self._ctx.get("billing_taxonomy"),
-                member_id=self._ctx.get("member_id"),
-                birth_date=self._ctx.get("birth_date"),
-                payer_id=self._ctx.get("payer_id"),
+                billing_npi=self._parties.billing_npi,
+                billing_taxonomy=self._parties.billing_taxonomy,
+                member_id=self._parties.member_id,
+                birth_date=self._parties.birth_date,
+                payer_id=self._parties.payer_id,
             )
             self._held.append(_Held(self._draft, self._claim))
         elif self._draft is not None and "2300" in loops:
@@ -235,7 +249,9 @@ class Assembler:
         elif sid in ("SE", "GE", "IEA"):
             self._close_claim()
 
-    def _claim_segment(self, sid: str, data: Any, innermost: str, position: int) -> None:
+    def _claim_segment(
+        self, sid: str, data: SegmentData, innermost: str, position: int
+    ) -> None:
         draft = self._draft
         assert draft is not None
         value = data.get_value
