@@ -312,3 +312,20 @@ def test_a_library_failure_mid_file_loses_no_claim_silently(
     assert "pyx12 failed on this file: KeyError" == errors[0]["detail"]
     assert "MBR0001X" not in json.dumps(errors)
     assert ["C1", "C2", "C3"] == [e["claim_id"] for e in errors if e["error"] == "claim-rejected"]
+
+
+def test_line_breaks_and_separators_do_not_change_the_events(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    text = three_claims()
+    # One line, CRLF, and other element/component separators (declared in the ISA).
+    variants = [
+        text.replace("\n", ""),
+        text.replace("\n", "\r\n"),
+        text.replace("*", "|").replace(":", ">"),
+    ]
+    _, expected, _ = ingest(capsysbinary, write(tmp_path, text))
+    for number, variant in enumerate(variants):
+        code, events, errors = ingest(capsysbinary, write(tmp_path, variant, f"v{number}.837"))
+        assert (0, []) == (code, errors)
+        assert [e.model_dump() for e in expected] == [e.model_dump() for e in events]
