@@ -9,6 +9,7 @@ value: a bad value may be a member ID or a birth date, and errors go to a termin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,9 @@ class X12Unreadable(Exception):
 class MissingExtra(Exception):
     """pyx12 is not installed: the `x12` extra of the package."""
 
+
+_SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{1,2}")
+"""What an X12 segment id looks like; anything else is shown as `?` (it may be stray text)."""
 
 # Segment-level codes whose pyx12 message is built from map names, ids and counts only.
 _SAFE_SEGMENT_CODES = frozenset({"2", "3", "4", "5", "8", "HL1", "HL2", "LX", "SEG1"})
@@ -160,6 +164,8 @@ def read_segments(path: Path) -> Iterator[SegmentRecord | EndOfFile]:
                 position = int(node.cur_line_number or position + 1)
                 seg = node.seg_data
                 segment_id = str(seg.get_seg_id())
+                if not _SEGMENT_ID.fullmatch(segment_id):
+                    segment_id = "?"
                 loops = tuple(
                     str(part).split("[", 1)[0]
                     for part in str(node.x12_map_node.get_path()).strip("/").split("/")[:-1]

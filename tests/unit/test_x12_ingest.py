@@ -344,3 +344,19 @@ def test_a_second_interchange_in_a_file_is_never_lost(
     # claims of that interchange are rejected (README): reported, not dropped.
     assert ["A1", "B1"] == sorted(emitted + rejected)
     assert code == (1 if rejected else 0)
+
+
+def test_stray_text_in_a_claim_is_reported_without_repeating_it(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    text = three_claims().replace("CLM*C2*", "Jane Doe born 1951-07-14~\nCLM*C2*", 1)
+    code, events, errors = ingest(capsysbinary, write(tmp_path, text))
+    assert 1 == code
+    assert "C2" not in [e.claim.claim_id for e in events]
+    assert "?" in {e["segment_id"] for e in errors if e["error"] == "x12-error"}
+    raw = json.dumps(errors)
+    assert "Jane" not in raw
+    assert "1951" not in raw
+    # Every claim is accounted for: emitted, or rejected with the position of its CLM.
+    rejected = [e["claim_id"] for e in errors if e["error"] == "claim-rejected"]
+    assert ["C1", "C2", "C3"] == sorted([e.claim.claim_id for e in events] + rejected)
