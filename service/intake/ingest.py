@@ -13,6 +13,7 @@ import asyncio
 import csv
 import sys
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -90,10 +91,21 @@ def ingest_files(
     return written, problems
 
 
+@dataclass(slots=True)
+class _Tally:
+    acknowledged: int = 0
+    problems: int = 0
+    failed: int = 0
+
+
+class _NoBroker(Exception):
+    """The producer could not start."""
+
+
 async def _publish(
     paths: list[Path], payer_ids: Mapping[str, str], settings: Any, err: IO[bytes]
-) -> tuple[int, int, int]:
-    """Publish every event; return (acknowledged, problems, failed publishes)."""
+) -> _Tally:
+    """Publish every event, awaiting each acknowledgement; stop at the first failed send."""
     from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
     from faststream.kafka.security import parse_security
 
@@ -106,39 +118,74 @@ async def _publish(
         enable_idempotence=True,  # a retried send is written once
         **parse_security(kafka.security()),
     )
-    await producer.start()
-    acknowledged = problems = failed = 0
+    tally = _Tally()
     try:
+        try:
+            await producer.start()
+        except Exception as exc:
+            raise _NoBroker(type(exc).__name__) from exc
+        topic = settings.topics.submitted
         for path in paths:
-            pending: list[tuple[str, Any]] = []
-            for result in results(path, payer_ids):
-                if isinstance(result, Problem):
-                    problems += 1
-                    _problem(err, result)
-                    continue
-                claim_id = result.event.claim.claim_id
-                future = await producer.send(
-                    settings.topics.submitted,
-                    result.event.model_dump_json().encode(),
-                    key=claim_id.encode(),
-                )
-                pending.append((claim_id, future))
-            for claim_id, future in pending:
-                try:
-                    await future
-                    acknowledged += 1
-                except Exception as exc:  # every failed claim is named, none is lost silently
-                    failed += 1
-                    _problem(
-                        err,
-                        Problem(
-                            {"error": "publish-failed", "source": str(path),
-                             "claim_id": claim_id, "detail": type(exc).__name__}
-                        ),
-                    )
+            if not await _publish_file(producer, topic, path, payer_ids, err, tally):
+                stopped = {
+                    "error": "publish-stopped",
+                    "source": str(path),
+                    "detail": "a send failed: the claims after it in this file and the files "
+                    "after it were not read",
+                }
+                _problem(err, Problem(stopped))
+                break
     finally:
         await producer.stop()
-    return acknowledged, problems, failed
+    return tally
+
+
+async def _publish_file(
+    producer: Any,
+    topic: str,
+    path: Path,
+    payer_ids: Mapping[str, str],
+    err: IO[bytes],
+    tally: _Tally,
+) -> bool:
+    """One file's events; False when a send failed (the file was not read to its end)."""
+    pending: list[tuple[str, Any]] = []
+    sending = True
+    for result in results(path, payer_ids):
+        if isinstance(result, Problem):
+            tally.problems += 1
+            _problem(err, result)
+            continue
+        claim_id = result.event.claim.claim_id
+        try:
+            future = await producer.send(
+                topic, result.event.model_dump_json().encode(), key=claim_id.encode()
+            )
+        except Exception as exc:
+            pending.append((claim_id, _failed(exc)))
+            sending = False
+            break
+        pending.append((claim_id, future))
+    for claim_id, future in pending:
+        try:
+            await future
+            tally.acknowledged += 1
+        except Exception as exc:  # every failed claim is named, none is lost silently
+            tally.failed += 1
+            failed = {
+                "error": "publish-failed",
+                "source": str(path),
+                "claim_id": claim_id,
+                "detail": type(exc).__name__,
+            }
+            _problem(err, Problem(failed))
+    return sending
+
+
+def _failed(exc: Exception) -> asyncio.Future[None]:
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.set_exception(exc)
+    return future
 
 
 def main_ingest(files: list[str], payer_map: Path | None, publish: bool) -> int:
@@ -165,17 +212,15 @@ def main_ingest(files: list[str], payer_map: Path | None, publish: bool) -> int:
         print(f"claims-validator: configuration error: {exc}", file=sys.stderr)
         return ExitCode.CONFIG
     try:
-        acknowledged, problems, failed = asyncio.run(
-            _publish(paths, payer_ids, settings, sys.stderr.buffer)
-        )
-    except Exception as exc:  # the producer could not start: the broker is not there
+        tally = asyncio.run(_publish(paths, payer_ids, settings, sys.stderr.buffer))
+    except _NoBroker as exc:
         print(
             f"claims-validator ingest: cannot publish to {settings.kafka.bootstrap_servers}: "
-            f"{type(exc).__name__}",
+            f"{exc}",
             file=sys.stderr,
         )
         return ExitCode.INPUT
-    print(f"published {acknowledged} claim.submitted events to {settings.topics.submitted}")
-    if failed:
+    print(f"published {tally.acknowledged} claim.submitted events to {settings.topics.submitted}")
+    if tally.failed:
         return ExitCode.PUBLISH_FAILED
-    return ExitCode.INPUT if problems else ExitCode.OK
+    return ExitCode.INPUT if tally.problems else ExitCode.OK
