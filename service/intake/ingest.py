@@ -33,7 +33,7 @@ class PayerMapError(Exception):
 def load_payer_map(path: Path) -> dict[str, str]:
     """A CSV with the header `x12_payer_id,payer_id`: 2010BB NM109 -> the service's payer id."""
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # Excel writes a BOM
             rows = list(csv.DictReader(handle))
             fields = rows[0].keys() if rows else set()
     except OSError as exc:
