@@ -85,7 +85,7 @@ def ingest_files(
                 problems += 1
                 _problem(err, result)
             else:
-                out.write(result.event.model_dump_json().encode() + b"\n")
+                out.write(result.event_json + b"\n")
                 written += 1
     out.flush()
     return written, problems
@@ -156,10 +156,10 @@ async def _publish_file(
             tally.problems += 1
             _problem(err, result)
             continue
-        claim_id = result.event.claim.claim_id
+        claim_id = result.claim_id
         try:
             future = await producer.send(
-                topic, result.event.model_dump_json().encode(), key=claim_id.encode()
+                topic, result.event_json, key=claim_id.encode()
             )
         except Exception as exc:
             pending.append((claim_id, _failed(exc)))

@@ -8,8 +8,9 @@ interchange. A "mandatory segment/loop missing" error is reported at the segment
 so it belongs to the scope of the segment before it (the loop that was left incomplete).
 
 Claims are held until their interchange closes (IEA, or the end of the file), because an
-envelope error found at SE, GE or IEA rejects claims read before it. Every claim is either
-emitted or reported: none is dropped.
+envelope error found at SE, GE or IEA rejects claims read before it. A claim is mapped as soon
+as its loop ends, so what is held is its event's JSON (or why it cannot be mapped), not its
+segments. Every claim is either emitted or reported: none is dropped.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from service.intake.x12_map import (
     to_event,
 )
 from service.intake.x12_read import EndOfFile, SegmentData, SegmentRecord, X12Error
-from service.models.events import ClaimSubmitted
 
 __all__ = ["IMPLEMENTATION", "Assembler", "Emitted", "Problem"]
 
@@ -40,7 +40,10 @@ _MISSING = "3"
 
 @dataclass(frozen=True, slots=True)
 class Emitted:
-    event: ClaimSubmitted
+    """One claim's `claim.submitted` event, validated by the model and serialised."""
+
+    claim_id: str
+    event_json: bytes
     position: int
 
 
@@ -79,10 +82,13 @@ class _Parties:
     payer_id: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Held:
-    draft: ClaimDraft
+    claim_id: str
+    position: int
     scope: _Scope
+    outcome: bytes | Unmappable
+    """The event's JSON, or why the claim cannot be mapped."""
 
 
 class Assembler:
@@ -96,6 +102,7 @@ class Assembler:
         self._claim: _Scope | None = None
         self._held: list[_Held] = []
         self._draft: ClaimDraft | None = None
+        self._draft_scope = self._interchange
         self._line: LineDraft | None = None
         self._previous = self._interchange
         self._parties = _Parties()
@@ -243,7 +250,7 @@ class Assembler:
                 birth_date=self._parties.birth_date,
                 payer_id=self._parties.payer_id,
             )
-            self._held.append(_Held(self._draft, self._claim))
+            self._draft_scope = self._claim
         elif self._draft is not None and "2300" in loops:
             self._claim_segment(sid, data, innermost, item.position)
         elif sid in ("SE", "GE", "IEA"):
@@ -274,29 +281,34 @@ class Assembler:
             self._line.rendering_npi = value("NM109")
 
     def _close_claim(self) -> None:
+        """The claim's loop ended: map it now and hold only the outcome."""
+        draft = self._draft
+        if draft is not None:
+            try:
+                outcome: bytes | Unmappable = (
+                    to_event(draft, self._payer_ids).model_dump_json().encode()
+                )
+            except Unmappable as exc:
+                outcome = exc
+            self._held.append(_Held(draft.claim_id, draft.position, self._draft_scope, outcome))
         self._draft = None
         self._line = None
 
     # -- results ------------------------------------------------------------------------------
 
     def _release(self) -> Iterator[Emitted | Problem]:
-        held, self._held = self._held, []
         self._close_claim()
+        held, self._held = self._held, []
         for entry in held:
-            draft = entry.draft
-            base = {"source": self._source, "segment": draft.position, "claim_id": draft.claim_id}
+            base = {"source": self._source, "segment": entry.position, "claim_id": entry.claim_id}
             failed = entry.scope.failed_at()
             if failed is not None:
-                yield Problem(
-                    {"error": "claim-rejected", **base,
-                     "detail": f"X12 errors in the claim or its envelope, the first at segment "
-                               f"{failed}"}
-                )
-                continue
-            try:
-                yield Emitted(to_event(draft, self._payer_ids), draft.position)
-            except Unmappable as exc:
-                yield Problem({"error": "claim-unmappable", **base, "detail": str(exc)})
+                detail = f"X12 errors in the claim or its envelope, the first at segment {failed}"
+                yield Problem({"error": "claim-rejected", **base, "detail": detail})
+            elif isinstance(entry.outcome, Unmappable):
+                yield Problem({"error": "claim-unmappable", **base, "detail": str(entry.outcome)})
+            else:
+                yield Emitted(entry.claim_id, entry.outcome, entry.position)
 
     def _x12_problem(self, position: int, segment_id: str | None, error: X12Error) -> Problem:
         fields: dict[str, Any] = {
