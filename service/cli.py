@@ -1,4 +1,4 @@
-"""The `claims-validator` command line: serve, check, rules, topics, docs, schemas.
+"""The `claims-validator` command line: serve, check, ingest, rules, topics, docs, schemas.
 
 Exit codes are `service.exitcodes.ExitCode`, the same in every command.
 """
@@ -30,6 +30,17 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="*", metavar="FILE", help="JSON Lines files; '-' is stdin")
     check.add_argument(
         "--rules", type=Path, metavar="DIR", help="rule table directory (default: shipped table)"
+    )
+
+    ingest = commands.add_parser(
+        "ingest", help="turn X12 837P files into claim.submitted events (JSON Lines or --publish)"
+    )
+    ingest.add_argument("files", nargs="+", metavar="FILE", help="X12 005010X222A1 files")
+    ingest.add_argument(
+        "--publish", action="store_true", help="publish to the input topic instead of stdout"
+    )
+    ingest.add_argument(
+        "--payer-map", type=Path, metavar="CSV", help="x12_payer_id,payer_id rows (2010BB NM109)"
     )
 
     rules = commands.add_parser("rules", help="rule table maintenance")
@@ -108,6 +119,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         table = load_table(args.rules) if args.rules else default_table()
         return check_files(args.files, table)
+    if args.command == "ingest":
+        from service.intake.ingest import main_ingest
+
+        return main_ingest(args.files, args.payer_map, args.publish)
     if args.command == "topics":  # "create"
         import asyncio
 
