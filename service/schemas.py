@@ -1,6 +1,7 @@
 """JSON Schemas of the event contract, generated from the wire models (never hand-written).
 
-`write_schemas()` also writes the AsyncAPI document of the service next to them."""
+`write_schemas()` also writes the AsyncAPI document of the service and the OpenAPI document
+of its HTTP API next to them."""
 
 from __future__ import annotations
 
@@ -35,10 +36,16 @@ def render_schemas() -> dict[str, str]:
 
 
 def write_schemas(directory: Path) -> list[Path]:
-    """The JSON Schemas and the service's AsyncAPI document (`service.asyncapi`)."""
+    """The JSON Schemas, the service's AsyncAPI document (`service.asyncapi`) and the HTTP
+    API's OpenAPI document (`service.web.openapi`)."""
     from service.asyncapi import write_asyncapi  # builds the app: only when writing
+    from service.web.openapi import write_openapi
 
-    return [*write_texts(directory, render_schemas()), *write_asyncapi(directory)]
+    return [
+        *write_texts(directory, render_schemas()),
+        *write_asyncapi(directory),
+        *write_openapi(directory),
+    ]
 
 
 def write_texts(directory: Path, texts: Mapping[str, str]) -> list[Path]:
