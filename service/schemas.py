@@ -37,9 +37,9 @@ def render_schemas() -> dict[str, str]:
 
 def write_schemas(directory: Path) -> list[Path]:
     """The JSON Schemas, the service's AsyncAPI document (`service.asyncapi`) and the HTTP
-    API's OpenAPI document (`service.web.openapi`)."""
+    API's OpenAPI document (`service.web.document`)."""
     from service.asyncapi import write_asyncapi  # builds the app: only when writing
-    from service.web.openapi import write_openapi
+    from service.web.document import write_openapi
 
     return [
         *write_texts(directory, render_schemas()),

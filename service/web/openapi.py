@@ -2,15 +2,12 @@
 
 The claim endpoints read their bodies raw (the Kafka path's decoder judges the bytes and words
 the errors), so FastAPI knows no model for them; `claim_body()` names the event models, and
-`DocumentedApi` adds their schemas to the document's components. `render_openapi()` builds
-the document from the settings' defaults, never from the environment, so the committed
-`schemas/openapi.json` is reproducible; a test fails when it drifts.
+`DocumentedApi` adds their schemas to the document's components. The committed document is
+written by `service.web.document`.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Final
 
 from fastapi import FastAPI
@@ -22,14 +19,10 @@ __all__ = [
     "API_DESCRIPTION",
     "API_TITLE",
     "API_VERSION",
-    "OPENAPI_JSON",
     "DocumentedApi",
     "claim_body",
-    "render_openapi",
-    "write_openapi",
 ]
 
-OPENAPI_JSON: Final = "openapi.json"
 API_TITLE: Final = "claims-validator HTTP API"
 API_VERSION: Final = "1.0.0"
 API_DESCRIPTION: Final = (
@@ -88,21 +81,3 @@ class DocumentedApi(FastAPI):
             doc.setdefault("components", {}).setdefault("schemas", {}).update(_claim_schemas())
         assert self.openapi_schema is not None
         return self.openapi_schema
-
-
-def render_openapi() -> dict[str, str]:
-    """File name -> text of the document, exactly as committed under `schemas/`."""
-    from service.asyncapi import documented_settings
-    from service.metrics import ServiceMetrics
-    from service.web.api import create_api
-    from service.web.catalogue import load_rule_table
-
-    table = load_rule_table(None)
-    api = create_api(table, documented_settings(), ServiceMetrics(table))
-    return {OPENAPI_JSON: json.dumps(api.openapi(), indent=2, sort_keys=True) + "\n"}
-
-
-def write_openapi(directory: Path) -> list[Path]:
-    from service.schemas import write_texts
-
-    return write_texts(directory, render_openapi())

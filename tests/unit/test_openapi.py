@@ -18,7 +18,7 @@ import pytest
 from service.decode import Readable, decode
 from service.ruletable.load import default_table
 from service.verdicts import judge
-from service.web.openapi import OPENAPI_JSON, render_openapi
+from service.web.document import OPENAPI_JSON, render_openapi
 
 REPO = Path(__file__).parents[2]
 DOC = REPO / "schemas" / OPENAPI_JSON
