@@ -27,6 +27,8 @@ __all__ = [
     "Judged",
     "batch_item",
     "batch_result",
+    "ids_of",
+    "is_malformed",
     "judge_claim",
     "malformed_error",
     "split_batch",

@@ -114,6 +114,21 @@ def test_a_malformed_claim_shows_each_field_and_line(page: Page) -> None:
     expect(rows.first).to_contain_text("claim.service_lines[0].units")
 
 
+def test_a_claim_file_can_be_opened_and_judged(page: Page) -> None:
+    lines = (REPO / "samples" / "claims.jsonl").read_bytes().splitlines()
+    third = next(line for line in lines if b"CLM-SAMPLE-003" in line)
+    page.get_by_label("or open a JSON file").set_input_files(
+        files=[{"name": "claims.jsonl", "mimeType": "application/json", "buffer": third}]
+    )
+    expect(page.get_by_role("status")).to_have_text("Opened claims.jsonl; judge it when ready.")
+    page.get_by_role("button", name="Judge claim").click()
+
+    expect(page.get_by_role("status")).to_have_text(
+        "Flagged: CLM-SAMPLE-003 has 1 error finding."
+    )
+    expect(page.locator("#findings-table tbody")).to_contain_text("ADDON_WITHOUT_PRIMARY")
+
+
 def test_unreadable_text_says_why_without_a_verdict(page: Page) -> None:
     page.get_by_label("Claim JSON").fill("this is not a claim")
     page.get_by_role("button", name="Judge claim").click()
@@ -151,3 +166,57 @@ def test_the_page_is_usable_from_the_keyboard(page: Page) -> None:
         "b => getComputedStyle(b).outlineStyle"
     )
     assert "solid" == outline, "keyboard focus must be visible"
+
+
+_COLOURS_JS = """
+(selectors) => selectors.flatMap((selector) => [...document.querySelectorAll(selector)]
+  .slice(0, 3).map((el) => {
+    let node = el, bg = "rgba(0, 0, 0, 0)";
+    while (node && (bg === "rgba(0, 0, 0, 0)" || bg === "transparent")) {
+      bg = getComputedStyle(node).backgroundColor;
+      node = node.parentElement;
+    }
+    return [selector, getComputedStyle(el).color, bg];
+  }))
+"""
+
+
+def _luminance(css: str) -> float:
+    red, green, blue = (int(v) / 255 for v in re.findall(r"\d+", css)[:3])
+
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * linear(red) + 0.7152 * linear(green) + 0.0722 * linear(blue)
+
+
+def _contrast(foreground: str, background: str) -> float:
+    high, low = sorted((_luminance(foreground), _luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_text_has_enough_contrast_and_every_control_a_label(page: Page) -> None:
+    """WCAG AA: 4.5:1 for text, in every state a verdict can leave the page in."""
+    seen = []
+    for sample, verdict in (("CLM-SAMPLE-012", "flagged"), ("CLM-SAMPLE-001", "accepted")):
+        page.get_by_label("Start from a sample claim").select_option(sample)
+        page.get_by_role("button", name="Load sample").click()
+        page.get_by_role("button", name="Judge claim").click()
+        expect(page.get_by_role("status")).to_have_attribute("data-verdict", verdict)
+        seen += page.evaluate(
+            _COLOURS_JS,
+            ["body", "h1 .sub", ".hint", "#status", "th", "td", "a", "button", "label",
+             ".sev.error", ".sev.warning", "footer p", "code"],
+        )
+    assert {"#status", ".sev.error", ".sev.warning", "button", "td"} <= {s for s, _, _ in seen}
+    low = [(s, fg, bg, round(_contrast(fg, bg), 2)) for s, fg, bg in seen
+           if _contrast(fg, bg) < 4.5]
+    assert not low, low
+
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll("input, select, textarea, button")]
+          .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label")
+                          && !el.textContent.trim())
+          .map((el) => el.outerHTML)"""
+    )
+    assert [] == unlabelled
