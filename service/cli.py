@@ -1,4 +1,4 @@
-"""The `claims-validator` command line: serve, check, ingest, rules, topics, docs, schemas.
+"""The `claims-validator` command line: serve, web, check, ingest, rules, topics, docs, schemas.
 
 Exit codes are `service.exitcodes.ExitCode`, the same in every command.
 """
@@ -23,6 +23,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("serve", help="consume claim.submitted events and publish verdicts")
+
+    web = commands.add_parser(
+        "web", help="serve the HTTP API and the what-if page alone, without Kafka"
+    )
+    web.add_argument("--host", metavar="HOST", help="address to listen on (CLAIMS_HTTP__HOST)")
+    web.add_argument("--port", type=int, metavar="PORT", help="port (CLAIMS_HTTP__PORT)")
 
     check = commands.add_parser(
         "check", help="judge claim.submitted events from JSON Lines files (or stdin), offline"
@@ -113,6 +119,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"claims-validator: configuration error: {exc}", file=sys.stderr)
             return ExitCode.CONFIG
         return run(settings)
+    if args.command == "web":
+        return _web(args)
     if args.command == "check":
         from service.check import check_files
         from service.tables import default_table, load_table
@@ -177,7 +185,32 @@ def _write_schemas(out: Path) -> list[Path]:
     from service.asyncapi import documented_settings, render_asyncapi
     from service.event_schemas import render_schemas, write_texts
     from service.tables import default_table
+    from service.web.document import render_openapi
 
     settings = documented_settings()
     app = create_app(settings, table=default_table())
-    return write_texts(out, {**render_schemas(), **render_asyncapi(app, settings)})
+    return write_texts(
+        out, {**render_schemas(), **render_asyncapi(app, settings), **render_openapi()}
+    )
+
+
+def _web(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from service.settings import ConfigError, HttpSettings, load_settings
+    from service.web.standalone import run_web
+
+    try:
+        settings = load_settings()
+        given = {"host": args.host, "port": args.port}
+        http = HttpSettings.model_validate(
+            {**settings.http.model_dump(), **{k: v for k, v in given.items() if v is not None}}
+        )
+    except ConfigError as exc:
+        print(f"claims-validator: configuration error: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG
+    except ValidationError as exc:
+        fields = ", ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        print(f"claims-validator web: {fields}", file=sys.stderr)
+        return ExitCode.USAGE
+    return run_web(settings.model_copy(update={"http": http}))

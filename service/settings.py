@@ -23,6 +23,7 @@ from service.limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
     "ENV_PREFIX",
+    "ApiSettings",
     "BrakeSettings",
     "ConfigError",
     "ConsumerSettings",
@@ -291,11 +292,12 @@ class LogSettings(BaseModel):
 
 
 class HttpSettings(BaseModel):
-    """The HTTP port of the same process: /metrics, /health/live and /health/ready."""
+    """The HTTP port of the same process: /metrics, /health/live, /health/ready, and the API
+    and what-if page (`api`)."""
 
     model_config = _GROUP
 
-    enabled: bool = Field(True, description="Serve /metrics and the health endpoints.")
+    enabled: bool = Field(True, description="Serve the HTTP port at all.")
     host: str = Field("0.0.0.0", min_length=1, description="Address to listen on.")  # noqa: S104
     port: int = Field(
         8000, ge=0, le=65_535, description="Port to listen on; 0 picks a free one (tests)."
@@ -319,6 +321,41 @@ class HttpSettings(BaseModel):
         le=300,
         description="A connection whose request headers have not arrived within this long is "
         "closed.",
+    )
+
+
+class ApiSettings(BaseModel):
+    """The HTTP API (`/v1/*`) and the what-if page (`/`), on the same port as /metrics."""
+
+    model_config = _GROUP
+
+    enabled: bool = Field(
+        True, description="Serve the HTTP API and the what-if page beside /metrics."
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1_024,
+        le=256 * 1024 * 1024,
+        description="Largest request body accepted; a larger one is refused with 413.",
+    )
+    max_batch_claims: int = Field(
+        1_000,
+        ge=1,
+        le=100_000,
+        description="Most claims in one POST /v1/claims:validate-batch; more are refused with "
+        "413.",
+    )
+    body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="A request body that has not fully arrived within this long gets 408.",
+    )
+    judge_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="A batch still being judged after this long gets 503 (send fewer claims).",
     )
 
 
@@ -455,6 +492,9 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings, description="Log format and level.")
     http: HttpSettings = Field(
         default_factory=HttpSettings, description="Metrics and health endpoints."
+    )
+    api: ApiSettings = Field(
+        default_factory=ApiSettings, description="HTTP API and what-if page limits."
     )
     tracing: TracingSettings = Field(
         default_factory=TracingSettings, description="OpenTelemetry tracing."

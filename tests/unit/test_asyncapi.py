@@ -181,12 +181,19 @@ def test_the_document_has_no_http_routes_and_no_correlation_header() -> None:
     assert "correlationId" not in text
 
 
-def test_the_schemas_command_writes_json_schemas_and_asyncapi(tmp_path: Path, capsys: Any) -> None:
+def test_the_schemas_command_writes_json_schemas_asyncapi_and_openapi(
+    tmp_path: Path, capsys: Any
+) -> None:
     assert 0 == main(["schemas", "--out", str(tmp_path)])
 
     written = sorted(p.name for p in tmp_path.iterdir())
-    assert ["asyncapi.json", "asyncapi.yaml", "claim.submitted.v1.json", "verdict.v1.json"] == (
-        written
-    )
+    assert [
+        "asyncapi.json",
+        "asyncapi.yaml",
+        "claim.submitted.v1.json",
+        "openapi.json",
+        "verdict.v1.json",
+    ] == written
+    assert (SCHEMAS_DIR / "openapi.json").read_text() == (tmp_path / "openapi.json").read_text()
     assert (SCHEMAS_DIR / ASYNCAPI_JSON).read_text() == (tmp_path / ASYNCAPI_JSON).read_text()
     assert str(tmp_path / ASYNCAPI_JSON) in capsys.readouterr().out
