@@ -28,10 +28,13 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, Topic
 
 from service.consuming import GuardedFetch, Membership, parse_batch
+from service.decode import Decoded, decode
 from service.exitcodes import ExitCode
+from service.historydb.gate import HistoryGate, HistoryUnavailable
 from service.lifecycle import Lifecycle
 from service.limits import DEFAULT_LIMITS, Limits
 from service.logs import flush_logs, log_verdicts
+from service.models.history import History
 from service.publishing import BatchPublisher, PublishFailed, PublishStalled
 from service.routing import INTERNAL_ERROR, InputRecord, Outcome, Topics, route
 from service.ruletable.compiled import RuleTable
@@ -115,6 +118,7 @@ class ClaimsHandler:
         brake: InternalErrorBrake | None = None,
         judge: Judge = route,
         limits: Limits = DEFAULT_LIMITS,
+        history: HistoryGate | None = None,
     ) -> None:
         self._table = table
         self._topics = topics
@@ -125,6 +129,7 @@ class ClaimsHandler:
         self._brake = brake
         self._judge = judge
         self._limits = limits
+        self._history = history
 
     async def __call__(self, records: Sequence[InputRecord]) -> None:
         lifecycle = self._lifecycle
@@ -133,9 +138,21 @@ class ClaimsHandler:
         started = time.perf_counter()
         lifecycle.batch_started()
         try:
-            published = await self._publisher.publish(self._judged(records))
+            if self._history is None:
+                published = await self._publisher.publish(self._judged(records))
+            else:
+                # Decode first, then one round trip for the batch's histories, then judge:
+                # nothing is published (or committed) unless the history answered.
+                decoded = [self._decoded(r) for r in records]
+                histories = await self._history.histories(decoded)
+                published = await self._publisher.publish(
+                    self._judged_with(records, decoded, histories)
+                )
         except asyncio.CancelledError:
             lifecycle.batch_cancelled()
+            raise
+        except HistoryUnavailable:
+            lifecycle.batch_in_flight = False
             raise
         except PublishStalled as exc:
             lifecycle.batch_in_flight = False
@@ -183,6 +200,31 @@ class ClaimsHandler:
             yield outcome
 
 
+    def _decoded(self, record: InputRecord) -> Decoded | None:
+        try:
+            return decode(record.value, self._limits)
+        except Exception:  # a bug: `route` decodes it again and dead-letters it
+            return None
+
+    def _judged_with(
+        self,
+        records: Sequence[InputRecord],
+        decoded: Sequence[Decoded | None],
+        histories: Sequence[History | None],
+    ) -> Iterator[Outcome]:
+        """`_judged` with the batch decoded and each readable claim's history."""
+        table, topics, brake, judge = self._table, self._topics, self._brake, self._judge
+        limits = self._limits
+        now = self._clock()
+        errors = 0
+        for seen, (record, d, h) in enumerate(zip(records, decoded, histories, strict=True), 1):
+            outcome = judge(record, table, topics, now=now, limits=limits, decoded=d, history=h)
+            if outcome.reason == INTERNAL_ERROR and brake is not None:
+                errors += 1
+                brake.check(seen, errors)
+            yield outcome
+
+
 def _verdict_fields(o: Outcome, version: str) -> dict[str, Any]:
     return {
         "claim_id": o.claim_id,
@@ -223,6 +265,8 @@ class Judge(Protocol):
         *,
         now: datetime,
         limits: Limits,
+        decoded: Decoded | None = None,
+        history: History | None = None,
     ) -> Outcome: ...
 
 
