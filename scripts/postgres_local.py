@@ -68,7 +68,8 @@ def _owned(path: Path) -> None:
 
 def _ready() -> bool:
     done = subprocess.run(
-        [_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(PORT), "-U", "postgres", "-q"], check=False
+        [_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(PORT), "-U", "postgres", "-q"],
+        check=False,
     )
     return done.returncode == 0
 
@@ -98,7 +99,7 @@ def start() -> None:
         time.sleep(0.1)
     exists = subprocess.run(
         [_bin("psql"), "-h", "127.0.0.1", "-p", str(PORT), "-U", "postgres", "-tAc",
-         f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
+         "SELECT 1 FROM pg_database WHERE datname = 'claims'"],
         check=True, capture_output=True, text=True,
     ).stdout.strip()
     if exists != "1":
