@@ -74,6 +74,13 @@ def fresh_database(server_dsn: str) -> str:
     return with_database(server_dsn, name)
 
 
+async def new_database(server_dsn: str) -> str:
+    """`fresh_database` inside a running event loop."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    await _create(server_dsn, name)
+    return with_database(server_dsn, name)
+
+
 def _docker_answers() -> bool:
     try:
         import docker  # type: ignore[import-untyped]
