@@ -23,7 +23,7 @@ from service.engine.families.history import content_key, rendering_npi
 from service.history_settings import HistorySettings
 from service.historydb.schema import migrate
 from service.models.events import ClaimSubmitted
-from service.models.history import History, PriorClaim, PriorLine
+from service.models.history import EMPTY_HISTORY, History, PriorClaim, PriorLine
 
 __all__ = ["HistoryStore", "MemberKeys", "Recorded", "StoredClaim"]
 
@@ -157,7 +157,9 @@ class HistoryStore:
         return int(await self._ready_pool().fetchval("SELECT claims_history.purge($1)", keep))
 
 
-def _history(text: str) -> History:
+def _history(text: str | None) -> History:
+    if text is None:  # no earlier claim
+        return EMPTY_HISTORY
     claims: list[PriorClaim] = []
     for claim_id, seq, key, lines in orjson.loads(text):
         claims.append(PriorClaim(claim_id, seq, key, tuple(_line(line) for line in lines)))
