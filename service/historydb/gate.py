@@ -57,6 +57,7 @@ class HistoryGate:
         self._clock = clock
         self._sleep = sleep
         self._opened = False
+        self._opening = asyncio.Lock()
         self._backoff = settings.retry_initial_s
         self.failing_since: float | None = None
         self._last_error = ""
@@ -85,9 +86,7 @@ class HistoryGate:
                 batch.append(StoredClaim.of(d.event, self._keys))
         started = time.perf_counter()
         try:
-            if not self._opened:
-                await self._store.open()
-                self._opened = True
+            await self._open()
             recorded = await self._store.record(batch)
         except Exception as exc:  # any failure of the database: the batch waits for it
             await self._failed(exc)
@@ -101,6 +100,13 @@ class HistoryGate:
         for i, r in zip(where, recorded, strict=True):
             out[i] = r.history
         return out
+
+    async def _open(self) -> None:
+        """Connect and migrate once; the batches and the readiness probe may both ask."""
+        async with self._opening:
+            if not self._opened:
+                await self._store.open()
+                self._opened = True
 
     async def _failed(self, exc: Exception) -> None:
         error = type(exc).__name__
@@ -133,9 +139,7 @@ class HistoryGate:
             return cached[1]
         try:
             async with asyncio.timeout(PING_TIMEOUT_S):
-                if not self._opened:
-                    await self._store.open()
-                    self._opened = True
+                await self._open()
                 await self._store.ping()
             answer = "ok"
         except Exception as exc:  # a failed ping is a failed check
@@ -147,8 +151,7 @@ class HistoryGate:
         """A start-up hook: connect and migrate (a database away now is waited for by the
         batches, not fatal), then purge old rows now and every `purge_interval_s`."""
         try:
-            await self._store.open()
-            self._opened = True
+            await self._open()
             log.info("history_connected")
         except Exception as exc:  # the first batch retries with backoff
             log.warning("history_unavailable", error=type(exc).__name__, at="start-up")
