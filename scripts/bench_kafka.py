@@ -91,15 +91,11 @@ def claim_event(i: int, run: str) -> bytes:
 
 
 async def history_dsn() -> str:
-    """A fresh database for one measured service (BENCH_HISTORY_DSN, CLAIMS_TEST_DSN, local)."""
+    """A fresh database for one measured service on the server of BENCH_HISTORY_DSN (set by
+    main() from CLAIMS_TEST_DSN, else the local embedded server)."""
     import asyncpg
 
-    server = os.environ.get("BENCH_HISTORY_DSN") or os.environ.get("CLAIMS_TEST_DSN")
-    if not server:
-        server = subprocess.run(
-            [sys.executable, str(REPO / "scripts" / "postgres_local.py"), "start"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip().splitlines()[-1]
+    server = os.environ["BENCH_HISTORY_DSN"]
     name = f"bench_{uuid.uuid4().hex[:10]}"
 
     connection = await asyncpg.connect(server)
@@ -684,6 +680,11 @@ def main() -> int:
         if not sep or not name:
             parser.error(f"--set {item!r}: expected NAME=VALUE")
         overrides[name if name.startswith("CLAIMS_") else f"CLAIMS_{name}"] = value
+    if args.history and not os.environ.get("BENCH_HISTORY_DSN"):
+        os.environ["BENCH_HISTORY_DSN"] = os.environ.get("CLAIMS_TEST_DSN") or subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "postgres_local.py"), "start"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip().splitlines()[-1]
     workdir = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
     print(f"broker {bootstrap()}, logs in {workdir}", file=sys.stderr)
     results = [
