@@ -28,10 +28,12 @@ With `--history`, the same run also measures the service with its claim history 
 embedded server of scripts/postgres_local.py): throughput over the same loaded records (a new
 group), latency at the same steady rate, and the database's share of the batch time (the
 history round trips' seconds over the batches' seconds, from the service's /metrics). The
-claims' members repeat (every 10,000th claim is the same member's), so histories are not empty.
+claims' members repeat (`--claims-per-member`, default 3: every claims/3-th claim is the same
+member's, all on one date of service), so histories are not empty.
 
 Usage: python scripts/bench_kafka.py [--claims 200000] [--repeat 3] [--latency-seconds 20]
                                      [--instances 1] [--set NAME=VALUE ...] [--history]
+                                     [--claims-per-member 3]
 Prints a table per run (and of medians with --repeat) and one JSON document at the end.
 Internal: `python scripts/bench_kafka.py passthrough` is the pass-through consumer process.
 """
@@ -77,8 +79,9 @@ def bootstrap() -> str:
     )
 
 
-MEMBERS = 10_000
-"""Distinct members per run: each has a claim history once the history is on."""
+MEMBERS = [50_000]
+"""Distinct members per run (`--claims / --claims-per-member`): each member's claims come back
+as its history once the history is on."""
 
 
 def claim_event(i: int, run: str) -> bytes:
@@ -86,7 +89,7 @@ def claim_event(i: int, run: str) -> bytes:
     event = make_event(i)
     event["event_id"] = f"{run}-evt-{i:08d}"
     event["claim"]["claim_id"] = f"{run}-CLM-{i:08d}"
-    event["claim"]["patient"]["member_id"] = f"BENCH{run}{i % MEMBERS:06d}"
+    event["claim"]["patient"]["member_id"] = f"BENCH{run}{i % MEMBERS[0]:07d}"
     return orjson.dumps(event)
 
 
@@ -667,6 +670,12 @@ def main() -> int:
         "CONSUMER__BATCH_SIZE=2000 (CLAIMS_ is prepended); repeatable",
     )
     parser.add_argument(
+        "--claims-per-member",
+        type=int,
+        default=3,
+        help="claims of each member in a run (their history grows with it)",
+    )
+    parser.add_argument(
         "--history",
         action="store_true",
         help="also run the service with its claim history on (PostgreSQL), beside it off",
@@ -680,6 +689,7 @@ def main() -> int:
         if not sep or not name:
             parser.error(f"--set {item!r}: expected NAME=VALUE")
         overrides[name if name.startswith("CLAIMS_") else f"CLAIMS_{name}"] = value
+    MEMBERS[0] = max(1, args.claims // max(1, args.claims_per_member))
     if args.history and not os.environ.get("BENCH_HISTORY_DSN"):
         os.environ["BENCH_HISTORY_DSN"] = os.environ.get("CLAIMS_TEST_DSN") or subprocess.run(
             [sys.executable, str(REPO / "scripts" / "postgres_local.py"), "start"],
@@ -702,16 +712,18 @@ def main() -> int:
             print(table_history(r))
     summary: dict[str, Any] = {
         "broker": bootstrap(),
+        "claims_per_member": args.claims_per_member,
         "instances": args.instances,
         "settings": overrides,
         "runs": results,
     }
     if len(results) > 1:
-        medians = {
-            key: statistics.median(r[key] for r in results) for key, _, _ in ROWS
-        }
+        rows = ROWS + HISTORY_ROWS if args.history else ROWS
+        medians = {key: statistics.median(r[key] for r in results) for key, _, _ in rows}
         summary["median"] = medians
         print(table(f"median of {len(results)} runs", medians))
+        if args.history:
+            print(table_history(medians))
     print(json.dumps(summary, indent=2))
     return 0
 
