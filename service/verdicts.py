@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 
 from service.decode import Decoded, Malformed, Readable, Unreadable, decode
-from service.engine import evaluate
+from service.engine import evaluate, evaluate_cross_claim
 from service.engine.findings import finding
 from service.limits import DEFAULT_LIMITS, Limits
 from service.models.events import ClaimSubmitted, Finding, VerdictEvent
@@ -55,11 +55,14 @@ def judge_decoded(
     now: datetime,
     limits: Limits = DEFAULT_LIMITS,
     history: History | None = None,
+    base: tuple[Finding, ...] | None = None,
 ) -> VerdictEvent | Unreadable:
-    """`judge_raw` after the decode; `history`: the claim's history (None: history off)."""
+    """`judge_raw` after the decode; `history`: the claim's history (None: history off);
+    `base`: `evaluate(claim, table)` already computed for a readable claim."""
     if isinstance(decoded, Readable):
         return judge(
-            decoded.event, table, now=now, max_findings=limits.max_findings, history=history
+            decoded.event, table, now=now, max_findings=limits.max_findings, history=history,
+            base=base,
         )
     if isinstance(decoded, Malformed):
         return judge_malformed(decoded, table, now=now, max_findings=limits.max_findings)
@@ -73,9 +76,15 @@ def judge(
     now: datetime,
     max_findings: int = DEFAULT_LIMITS.max_findings,
     history: History | None = None,
+    base: tuple[Finding, ...] | None = None,
 ) -> VerdictEvent:
     """The verdict for a readable claim; with `history`, the cross-claim rules too."""
-    findings = evaluate(event.claim, table, history)
+    if base is None:
+        findings = evaluate(event.claim, table, history)
+    elif history is None:
+        findings = base
+    else:
+        findings = (*base, *evaluate_cross_claim(event.claim, table, history))
     return verdict_event(
         cause=event.event_id,
         claim_id=event.claim.claim_id,

@@ -24,7 +24,7 @@ from service.models.events import Claim, Finding
 from service.models.history import History
 from service.ruletable.compiled import RuleTable
 
-__all__ = ["FAMILIES", "HISTORY_RULE_IDS", "RULE_IDS", "evaluate"]
+__all__ = ["FAMILIES", "HISTORY_RULE_IDS", "RULE_IDS", "evaluate", "evaluate_cross_claim"]
 
 Check = Callable[[Claim, RuleTable], Sequence[Finding]]
 
@@ -70,3 +70,10 @@ def evaluate(
         if found:
             findings += found
     return tuple(findings) if findings else ()
+
+
+def evaluate_cross_claim(claim: Claim, table: RuleTable, history: History) -> list[Finding]:
+    """The cross-claim findings alone: `evaluate(claim, table, history)` is
+    `evaluate(claim, table)` followed by these (the shell judges the rest of a batch while
+    its history is fetched)."""
+    return cross_claim.check(claim, history, table)
