@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from service.engine import HISTORY_RULE_IDS, evaluate
+from service.engine import HISTORY_RULE_IDS, evaluate, evaluate_cross_claim
 from service.engine.families.history import prior_claim
 from service.models.history import History
 from service.ruletable.compiled import RuleTable
@@ -90,3 +90,14 @@ def test_the_default_count_and_its_source_are_named_in_the_data() -> None:
     injections = next(lim for lim in data["limits"] if lim["id"] == "MCR-FREQ-FACET-INJ")
     assert injections["count"] == "together"
     assert "A57787" in injections["count_source"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_the_cross_claim_findings_come_after_the_rest(case: dict[str, Any]) -> None:
+    """The Kafka shell judges the other rules while the history is fetched, then appends these."""
+    table = default_table()
+    claim = parse(build_claim(case.get("claim", {})))
+    history = _history(case.get("earlier", []))
+    assert evaluate(claim, table, history) == (
+        *evaluate(claim, table), *evaluate_cross_claim(claim, table, history)
+    )
