@@ -151,7 +151,9 @@ class ClaimsHandler:
                     # The rest of the rules run while the database works on the batch.
                     await asyncio.sleep(0)
                     bases = [self._base(d) for d in decoded]
+                    waiting = time.perf_counter()
                     histories = await fetching
+                    self._history.seconds.observe(time.perf_counter() - waiting)
                 except BaseException:
                     fetching.cancel()
                     raise
