@@ -86,13 +86,32 @@ def test_the_database_holds_no_member_id_or_birth_date(history_dsn: str) -> None
         assert secret not in text.replace("CLM-SAMPLE", "")
 
 
+async def _age(dsn: str, claim_ids: list[str], days: int) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            "UPDATE claims_history.claims SET stored_at = now() - make_interval(days => $2),"
+            " first_date = first_date - $2, last_date = last_date - $2"
+            " WHERE claim_id = ANY($1)",
+            claim_ids, days,
+        )
+    finally:
+        await connection.close()
+
+
 def test_db_migrate_and_purge(history_dsn: str) -> None:
+    import asyncio
+
     migrate = _cli("db", "migrate", "--dsn", history_dsn)
     assert (0, b"schema up to date\n") == (migrate.returncode, migrate.stdout)
     assert 0 == _cli("check", "--history", history_dsn, str(SAMPLES)).returncode
-    # Sample dates are 2025: older than a year and a margin only once stored long enough ago.
+    # Just stored: kept, whatever the dates of service.
     purge = _cli("db", "purge", "--dsn", history_dsn)
     assert (0, b"purged 0 rows\n") == (purge.returncode, purge.stdout)
+    # Stored and served longer ago than the 365-day window plus the 30-day margin: deleted.
+    asyncio.run(_age(history_dsn, ["CLM-SAMPLE-701", "CLM-SAMPLE-702"], 365 + 31 + 400))
+    purge = _cli("db", "purge", "--dsn", history_dsn)
+    assert (0, b"purged 2 rows\n") == (purge.returncode, purge.stdout)
 
 
 def test_an_unreachable_database_is_exit_7_without_a_verdict() -> None:

@@ -290,3 +290,17 @@ async def test_a_database_restart_mid_stream_loses_nothing_and_publishes_nothing
     assert service.events("history_recovered")
     status, _ = await http_get(port, "/health/ready")
     assert status == 200
+
+
+async def test_with_history_off_the_service_says_once_which_rules_it_skips(
+    kafka_bootstrap: str, topics: Topics, services: list[ServiceProcess], tmp_path: Path,
+) -> None:
+    service = ServiceProcess(kafka_bootstrap, topics, tmp_path / "off.log")
+    services.append(service)
+    await service.wait_assigned()
+    await produce(kafka_bootstrap, topics.submitted, [event("CLM-OFF-1", "ZQOFF1"),
+                                                      event("CLM-OFF-2", "ZQOFF1")])
+    out = verdicts(await read_topics(kafka_bootstrap, topics.outputs, at_least=2), topics)
+    assert [rules(v) for v in out] == [[], []]  # the same claim twice: not judged without history
+    (note,) = service.events("history_off")
+    assert note["skipped_rules"] == ["DUPLICATE_CLAIM", "DUPLICATE_LINE", "FREQUENCY_LIMIT"]
