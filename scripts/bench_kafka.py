@@ -23,8 +23,17 @@ The services answer /metrics and /health on a free port (CLAIMS_HTTP__PORT=0), a
 `--set NAME=VALUE` passes a setting (CLAIMS_ is prepended) to the service AND the pass-through,
 e.g. `--set CONSUMER__BATCH_SIZE=5000`, so the comparison stays fair.
 
+With `--history`, the same run also measures the service with its claim history on
+(CLAIMS_HISTORY__*, a fresh database on BENCH_HISTORY_DSN, else CLAIMS_TEST_DSN, else the
+embedded server of scripts/postgres_local.py): throughput over the same loaded records (a new
+group), latency at the same steady rate, and the database's share of the batch time (the
+history round trips' seconds over the batches' seconds, from the service's /metrics). The
+claims' members repeat (`--claims-per-member`, default 3: every claims/3-th claim is the same
+member's, all on one date of service), so histories are not empty.
+
 Usage: python scripts/bench_kafka.py [--claims 200000] [--repeat 3] [--latency-seconds 20]
-                                     [--instances 1] [--set NAME=VALUE ...]
+                                     [--instances 1] [--set NAME=VALUE ...] [--history]
+                                     [--claims-per-member 3]
 Prints a table per run (and of medians with --repeat) and one JSON document at the end.
 Internal: `python scripts/bench_kafka.py passthrough` is the pass-through consumer process.
 """
@@ -70,12 +79,68 @@ def bootstrap() -> str:
     )
 
 
+MEMBERS = [50_000]
+"""Distinct members per run (`--claims / --claims-per-member`): each member's claims come back
+as its history once the history is on."""
+
+
 def claim_event(i: int, run: str) -> bytes:
     """The engine benchmark's typical claims (`scripts/bench_engine.py`), ids unique per run."""
     event = make_event(i)
     event["event_id"] = f"{run}-evt-{i:08d}"
     event["claim"]["claim_id"] = f"{run}-CLM-{i:08d}"
+    event["claim"]["patient"]["member_id"] = f"BENCH{run}{i % MEMBERS[0]:07d}"
     return orjson.dumps(event)
+
+
+async def history_dsn() -> str:
+    """A fresh database for one measured service on the server of BENCH_HISTORY_DSN (set by
+    main() from CLAIMS_TEST_DSN, else the local embedded server)."""
+    import asyncpg
+
+    server = os.environ["BENCH_HISTORY_DSN"]
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+
+    connection = await asyncpg.connect(server)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return server.rsplit("/", 1)[0] + f"/{name}"
+
+
+def history_overrides(dsn: str, port: int) -> dict[str, str]:
+    return {
+        "CLAIMS_HISTORY__ENABLED": "true",
+        "CLAIMS_HISTORY__DSN": dsn,
+        "CLAIMS_HISTORY__SSL_MODE": "disable",
+        "CLAIMS_HISTORY__HMAC_KEY": "benchmark-only-hmac-key-0123456789abcdef",
+        "CLAIMS_HTTP__PORT": str(port),
+    }
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def metric_sums(port: int, names: Sequence[str]) -> dict[str, float]:
+    """`<name>_sum` of each histogram on the service's /metrics."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    body = (await reader.read()).decode()
+    writer.close()
+    sums = {}
+    for line in body.splitlines():
+        for name in names:
+            if line.startswith(f"{name}_sum "):
+                sums[name] = float(line.split()[1])
+    return sums
 
 
 # ------------------------------------------------------------------ Kafka helpers ----
@@ -263,6 +328,7 @@ async def throughput(
     expected: int,
     log_stem: Path,
     instances: int,
+    before_stop: Any = None,
 ) -> tuple[float, float, int, int]:
     """(records/s, peak RSS MB of the largest instance, distinct keys out, records out).
 
@@ -287,6 +353,8 @@ async def throughput(
             keys = {key for _, key, _ in records}
         rss = max(peak_rss_mb(p.pid) for p in procs)
         stable_ms = await stable
+        if before_stop is not None:
+            await before_stop()
     finally:
         stop_all(procs, log_stem)
     stamps = [ts for _, _, ts in records]
@@ -396,7 +464,12 @@ async def latency(
 
 
 async def one_run(
-    claims: int, latency_s: float, workdir: Path, instances: int, overrides: dict[str, str]
+    claims: int,
+    latency_s: float,
+    workdir: Path,
+    instances: int,
+    overrides: dict[str, str],
+    history: bool = False,
 ) -> dict[str, Any]:
     run = uuid.uuid4().hex[:8]
     base = f"bench-{run}"
@@ -408,7 +481,12 @@ async def one_run(
     }
     passthrough_out = f"{base}.passthrough"
     lat_topics = {k: v.replace(base, f"{base}-lat") for k, v in topics.items()}
+    hist_lat_topics = {k: v.replace(base, f"{base}-hlat") for k, v in topics.items()}
+    hist_outputs = [f"{base}-h.accepted", f"{base}-h.flagged", f"{base}-h.dead-letter"]
     all_topics = [*topics.values(), passthrough_out, *lat_topics.values()]
+    if history:
+        all_topics += [*hist_lat_topics.values(), *hist_outputs]
+    extra: dict[str, Any] = {}
     await create_topics(all_topics)
     try:
         load_s = await load(topics["submitted"], claims, run)
@@ -451,6 +529,14 @@ async def one_run(
             instances=instances,
         )
         print(f"[{run}] latency p50 {p50:.1f} ms, p99 {p99:.1f} ms", file=sys.stderr)
+        if history:
+            extra = await history_run(
+                run, base, topics, hist_outputs, hist_lat_topics, claims, latency_s, workdir,
+                instances, overrides,
+            )
+            extra["history_to_off_ratio"] = round(
+                extra["history_claims_per_s"] / svc_rate, 3
+            )
     finally:
         await delete_topics(all_topics)
     return {
@@ -468,6 +554,62 @@ async def one_run(
         "latency_p50_ms": round(p50, 1),
         "latency_p99_ms": round(p99, 1),
         "service_peak_rss_mb": round(max(svc_rss, lat_rss), 1),
+        **extra,
+    }
+
+
+async def history_run(
+    run: str,
+    base: str,
+    topics: dict[str, str],
+    outputs: list[str],
+    lat_topics: dict[str, str],
+    claims: int,
+    latency_s: float,
+    workdir: Path,
+    instances: int,
+    overrides: dict[str, str],
+) -> dict[str, Any]:
+    """The service with its history on, over the same loaded claims (a new group)."""
+    port = free_port()
+    env = service_env(
+        {**topics, "accepted": outputs[0], "flagged": outputs[1], "dead_letter": outputs[2]},
+        f"{base}-history",
+        {**overrides, **history_overrides(await history_dsn(), port)},
+    )
+    sums: dict[str, float] = {}
+
+    async def scrape() -> None:
+        sums.update(await metric_sums(
+            port, ["claims_validator_history_seconds", "claims_validator_batch_duration_seconds"]
+        ))
+
+    rate, rss, _, _ = await throughput(
+        [sys.executable, "-m", "service", "serve"], env, outputs, claims,
+        workdir / f"{run}-history", 1 if instances == 1 else instances,
+        before_stop=scrape if instances == 1 else None,
+    )
+    share = (
+        sums["claims_validator_history_seconds"] / sums["claims_validator_batch_duration_seconds"]
+        if sums else float("nan")
+    )
+    print(f"[{run}] history on: {rate:,.0f} claims/s, database share {share:.1%}",
+          file=sys.stderr)
+    lat_env = service_env(
+        lat_topics, f"{base}-hlat-service",
+        {**overrides, **history_overrides(await history_dsn(), free_port())},
+    )
+    p50, p99, lat_rss, _ = await latency(
+        lat_topics, lat_env, rate=1_000, seconds=latency_s,
+        log_stem=workdir / f"{run}-history-latency", run=run, instances=instances,
+    )
+    print(f"[{run}] history on: latency p50 {p50:.1f} ms, p99 {p99:.1f} ms", file=sys.stderr)
+    return {
+        "history_claims_per_s": round(rate),
+        "history_db_share": round(share, 3),
+        "history_latency_p50_ms": round(p50, 1),
+        "history_latency_p99_ms": round(p99, 1),
+        "history_peak_rss_mb": round(max(rss, lat_rss), 1),
     }
 
 
@@ -487,6 +629,23 @@ def table(title: str, result: dict[str, Any]) -> str:
         value = result[key]
         shown = f"{value:,.3f}" if key == "ratio" else f"{value:,}"
         lines.append(f"  {label:<40} {shown:>12}  {target}")
+    return "\n".join(lines)
+
+
+HISTORY_ROWS = (
+    ("history_claims_per_s", "history on: claims/s", ""),
+    ("history_to_off_ratio", "history on / history off", ">= 0.50"),
+    ("history_db_share", "database share of the batch time", ""),
+    ("history_latency_p50_ms", "history on: p50 ms at 1,000 claims/s", ""),
+    ("history_latency_p99_ms", "history on: p99 ms at 1,000 claims/s", "<= 100"),
+    ("history_peak_rss_mb", "history on: peak RSS MB", "<= 250"),
+)
+
+
+def table_history(result: dict[str, Any]) -> str:
+    lines = ["  with the claim history on (PostgreSQL):"]
+    for key, label, target in HISTORY_ROWS:
+        lines.append(f"  {label:<40} {result[key]:>12,}  {target}")
     return "\n".join(lines)
 
 
@@ -510,6 +669,17 @@ def main() -> int:
         help="a service setting for the service AND the pass-through, e.g. "
         "CONSUMER__BATCH_SIZE=2000 (CLAIMS_ is prepended); repeatable",
     )
+    parser.add_argument(
+        "--claims-per-member",
+        type=int,
+        default=3,
+        help="claims of each member in a run (their history grows with it)",
+    )
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="also run the service with its claim history on (PostgreSQL), beside it off",
+    )
     args = parser.parse_args()
     if not 1 <= args.instances <= PARTITIONS:
         parser.error(f"--instances must be 1..{PARTITIONS}")
@@ -519,28 +689,41 @@ def main() -> int:
         if not sep or not name:
             parser.error(f"--set {item!r}: expected NAME=VALUE")
         overrides[name if name.startswith("CLAIMS_") else f"CLAIMS_{name}"] = value
+    MEMBERS[0] = max(1, args.claims // max(1, args.claims_per_member))
+    if args.history and not os.environ.get("BENCH_HISTORY_DSN"):
+        os.environ["BENCH_HISTORY_DSN"] = os.environ.get("CLAIMS_TEST_DSN") or subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "postgres_local.py"), "start"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip().splitlines()[-1]
     workdir = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
     print(f"broker {bootstrap()}, logs in {workdir}", file=sys.stderr)
     results = [
         asyncio.run(
-            one_run(args.claims, args.latency_seconds, workdir, args.instances, overrides)
+            one_run(
+                args.claims, args.latency_seconds, workdir, args.instances, overrides,
+                args.history,
+            )
         )
         for _ in range(args.repeat)
     ]
     for r in results:
         print(table(f"run {r['run']} ({r['claims']:,} claims, {r['instances']} instance(s))", r))
+        if args.history:
+            print(table_history(r))
     summary: dict[str, Any] = {
         "broker": bootstrap(),
+        "claims_per_member": args.claims_per_member,
         "instances": args.instances,
         "settings": overrides,
         "runs": results,
     }
     if len(results) > 1:
-        medians = {
-            key: statistics.median(r[key] for r in results) for key, _, _ in ROWS
-        }
+        rows = ROWS + HISTORY_ROWS if args.history else ROWS
+        medians = {key: statistics.median(r[key] for r in results) for key, _, _ in rows}
         summary["median"] = medians
         print(table(f"median of {len(results)} runs", medians))
+        if args.history:
+            print(table_history(medians))
     print(json.dumps(summary, indent=2))
     return 0
 

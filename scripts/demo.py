@@ -22,6 +22,10 @@ from service.topics import create_topics, service_topics
 ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = 3
 """Like docker-compose's kafka-init: the service declares no topics, the deployment does."""
+LATER_WAVES = {"CLM-SAMPLE-705": 1, "CLM-SAMPLE-711": 1, "CLM-SAMPLE-712": 2}
+"""Claims judged against earlier ones: published only once the earlier claims' verdicts are out
+(the member's earlier sessions first), since claims on different partitions may be judged in
+any order."""
 
 
 async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
@@ -62,26 +66,31 @@ async def main() -> int:
         starts: dict[TopicPartition, int] = {}
         for topic in outputs:
             starts.update(await end_offsets(consumer, topic))
-        sent_ids = []
+        waves: dict[int, list[tuple[bytes | None, bytes]]] = {}
         for raw in events:
             try:
-                key = json.loads(raw)["claim"]["claim_id"].encode()
+                claim_id = json.loads(raw)["claim"]["claim_id"]
             except Exception:  # an unreadable sample has no claim id: no key
-                key = None
-            sent_ids.append(key.decode() if key else None)
-            await producer.send_and_wait(topics.submitted, raw, key=key)
-        print(f"published {len(events)} events to {topics.submitted}", file=sys.stderr)
+                claim_id = None
+            wave = LATER_WAVES.get(claim_id, 0) if claim_id else 0
+            waves.setdefault(wave, []).append((claim_id.encode() if claim_id else None, raw))
 
         deadline = time.monotonic() + args.timeout
         consumer.assign(list(starts))
         for tp, offset in starts.items():
             consumer.seek(tp, offset)
         rows: list[tuple[str, str, str, str]] = []
-        while len(rows) < len(events) and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp, records in batch.items():
-                for rec in records:
-                    rows.append(describe(tp.topic, rec, topics.dead_letter))
+        sent = 0
+        for wave in sorted(waves):
+            for key, raw in waves[wave]:
+                await producer.send_and_wait(topics.submitted, raw, key=key)
+            sent += len(waves[wave])
+            print(f"published {len(waves[wave])} events to {topics.submitted}", file=sys.stderr)
+            while len(rows) < sent and time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                for tp, records in batch.items():
+                    for rec in records:
+                        rows.append(describe(tp.topic, rec, topics.dead_letter))
     finally:
         await producer.stop()
         await consumer.stop()

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # The main job end to end: local Apache Kafka, the service, the sample claims in, verdicts out.
-# Installs what it needs on first use. A broker named in CLAIMS_TEST_BOOTSTRAP is used instead.
+# Installs what it needs on first use. A broker named in CLAIMS_TEST_BOOTSTRAP is used instead,
+# and a PostgreSQL named in CLAIMS_HISTORY__DSN (or CLAIMS_TEST_DSN) for the claim history.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 ensure_venv
 ensure_broker
+ensure_postgres
 export CLAIMS_KAFKA__BOOTSTRAP_SERVERS="$BOOTSTRAP"
+# The claim history, so the cross-claim rules fire too (the HMAC key is the demo's own).
+export CLAIMS_HISTORY__ENABLED=true CLAIMS_HISTORY__DSN="$DSN" CLAIMS_HISTORY__SSL_MODE=disable
+export CLAIMS_HISTORY__HMAC_KEY="${CLAIMS_HISTORY__HMAC_KEY:-demo-only-hmac-key-not-for-production-use}"
 mkdir -p "$ROOT/.cache/demo"
 LOG="$ROOT/.cache/demo/service.log"
 
@@ -15,6 +20,7 @@ SERVICE=$!
 cleanup() {
   if kill -0 "$SERVICE" 2>/dev/null; then kill -TERM "$SERVICE"; wait "$SERVICE" || true; fi
   if [[ "$STARTED_BROKER" == 1 ]]; then "$ROOT/scripts/kafka-local.sh" stop >&2 || true; fi
+  if [[ "$STARTED_POSTGRES" == 1 ]]; then "$PY" "$ROOT/scripts/postgres_local.py" stop >&2 || true; fi
 }
 trap cleanup EXIT
 echo "==> service started (pid $SERVICE, JSON logs in $LOG)" >&2

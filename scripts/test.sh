@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, types, unit, service, browser and real-Kafka integration tests.
+# The whole test suite: lint, types, unit, service, browser and real-Kafka (and PostgreSQL)
+# integration tests.
 # Installs what it needs (virtualenv, Debian's Chromium, Apache Kafka jars from Maven Central)
 # on first use.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -7,7 +8,11 @@ cd "$ROOT"
 ensure_venv
 ensure_chromium
 ensure_broker
-cleanup() { if [[ "$STARTED_BROKER" == 1 ]]; then "$ROOT/scripts/kafka-local.sh" stop >&2 || true; fi; }
+ensure_postgres
+cleanup() {
+  if [[ "$STARTED_BROKER" == 1 ]]; then "$ROOT/scripts/kafka-local.sh" stop >&2 || true; fi
+  if [[ "$STARTED_POSTGRES" == 1 ]]; then "$PY" "$ROOT/scripts/postgres_local.py" stop >&2 || true; fi
+}
 trap cleanup EXIT
 
 echo "==> ruff" >&2
@@ -16,5 +21,5 @@ echo "==> mypy" >&2
 "$VENV/bin/mypy"
 echo "==> import contracts" >&2
 "$VENV/bin/lint-imports"
-echo "==> pytest (broker $BOOTSTRAP)" >&2
-CLAIMS_TEST_BOOTSTRAP="$BOOTSTRAP" "$VENV/bin/pytest" "$@"
+echo "==> pytest (broker $BOOTSTRAP, PostgreSQL $DSN)" >&2
+CLAIMS_TEST_BOOTSTRAP="$BOOTSTRAP" CLAIMS_TEST_DSN="$DSN" "$VENV/bin/pytest" "$@"

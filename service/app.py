@@ -37,9 +37,12 @@ from faststream.specification import AsyncAPI
 
 from service.asyncapi import TITLE, VERSION, declare_outputs
 from service.consuming import Membership
+from service.engine import HISTORY_RULE_IDS
 from service.exitcodes import ExitCode
 from service.handlers import ClaimsHandler, InternalErrorBrake, Judge, register_handlers
 from service.health import LoopWatchdog, Readiness, StallMonitor
+from service.historydb.gate import HistoryGate
+from service.historydb.store import HistoryStore
 from service.lifecycle import Lifecycle
 from service.logs import configure_logging, framework_logger
 from service.metrics import ServiceMetrics, SubscriberLike
@@ -51,7 +54,7 @@ from service.observability import (
 )
 from service.publishing import BatchPublisher, Producer, build_producer
 from service.routing import Topics, route
-from service.ruletable.compiled import RuleTable
+from service.ruletable.compiled import RuleTable, longest_window_days
 from service.settings import Settings, load_settings
 from service.web.api import api_paths, create_api
 
@@ -194,6 +197,10 @@ def create_app(
         group_id=settings.consumer.group_id,
     )
     membership = Membership()
+    history: HistoryGate | None = None
+    if settings.history.enabled:
+        store = HistoryStore(settings.history, longest_window_days(table.frequency))
+        history = HistoryGate(store, settings.history, lifecycle, registry=metrics.registry)
     handler = ClaimsHandler(
         table,
         topics,
@@ -203,6 +210,7 @@ def create_app(
         brake=InternalErrorBrake(settings.brake),
         judge=judge,
         limits=settings.limits.limits(),
+        history=history,
     )
     subscriber = register_handlers(broker, settings, handler, membership)
     metrics.consumer_lag.watch(subscriber)
@@ -231,7 +239,7 @@ def create_app(
         rule_table_version=lambda: table.version,
         ping_timeout_s=settings.http.ping_timeout_s,
         ping_cache_s=settings.http.ping_cache_s,
-        extra=stalls.checks(),
+        extra={**stalls.checks(), **({"history": history.check} if history else {})},
     )
     watchdog = LoopWatchdog(settings.health.loop_blocked_s)
 
@@ -244,7 +252,14 @@ def create_app(
             group_id=settings.consumer.group_id,
             bootstrap_servers=settings.kafka.servers,
             batch_size=settings.consumer.batch_size,
+            history=settings.history.enabled,
         )
+        if history is None:
+            log.info(
+                "history_off",
+                skipped_rules=sorted(HISTORY_RULE_IDS),
+                detail="CLAIMS_HISTORY__ENABLED is false: the cross-claim rules are not judged",
+            )
 
     async def stop_watchdog() -> None:
         await watchdog.stop()
@@ -258,13 +273,14 @@ def create_app(
         broker,
         asgi_routes=routes,
         logger=framework_logger(),
-        on_startup=[watchdog.start, slot.start],
+        on_startup=[watchdog.start, slot.start, *([history.start] if history else [])],
         after_startup=[started],
         on_shutdown=[readiness.stopping],
         after_shutdown=[
             slot.stop,
             stop_watchdog,
             membership.left,
+            *([history.stop] if history else []),
             *([close_tracing] if close_tracing else []),
         ],
         specification=AsyncAPI(title=TITLE, version=VERSION),

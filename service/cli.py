@@ -6,6 +6,7 @@ Exit codes are `service.exitcodes.ExitCode`, the same in every command.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -37,6 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--rules", type=Path, metavar="DIR", help="rule table directory (default: shipped table)"
     )
+    check.add_argument(
+        "--history",
+        metavar="DSN",
+        help="PostgreSQL claim history for the cross-claim rules (else CLAIMS_HISTORY__DSN when"
+        " CLAIMS_HISTORY__ENABLED; without one they are skipped)",
+    )
+
+    db = commands.add_parser("db", help="the claim-history database: migrate or purge")
+    db.add_argument("action", choices=("migrate", "purge"))
+    db.add_argument("--dsn", metavar="DSN", help="PostgreSQL DSN (else CLAIMS_HISTORY__DSN)")
 
     ingest = commands.add_parser(
         "ingest", help="turn X12 837P files into claim.submitted events (JSON Lines or --publish)"
@@ -122,11 +133,21 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "web":
         return _web(args)
     if args.command == "check":
-        from service.check import check_files
         from service.tables import default_table, load_table
 
         table = load_table(args.rules) if args.rules else default_table()
-        return check_files(args.files, table)
+        return _check(args, table)
+    if args.command == "db":
+        from service.historydb.command import main_db
+        from service.settings import ConfigError, load_settings
+        from service.tables import default_table
+
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            print(f"claims-validator: configuration error: {exc}", file=sys.stderr)
+            return ExitCode.CONFIG
+        return main_db(args.action, args.dsn, settings.history, default_table())
     if args.command == "ingest":
         from service.intake.ingest import main_ingest
 
@@ -214,3 +235,34 @@ def _web(args: argparse.Namespace) -> int:
         print(f"claims-validator web: {fields}", file=sys.stderr)
         return ExitCode.USAGE
     return run_web(settings.model_copy(update={"http": http}))
+
+
+def _check(args: argparse.Namespace, table: object) -> int:
+    """`check`, with the claim history when `--history` or the settings name one."""
+    from service.check import check_files
+    from service.engine import HISTORY_RULE_IDS
+    from service.historydb.command import HistoryCommandError, check_histories, history_settings
+    from service.ruletable.compiled import RuleTable
+    from service.settings import ConfigError, load_settings
+
+    assert isinstance(table, RuleTable)
+    try:
+        base = load_settings().history
+    except ConfigError as exc:
+        print(f"claims-validator: configuration error: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG
+    if not args.history and not base.enabled:
+        note = {
+            "note": "no-claim-history",
+            "detail": "no claim history (--history DSN or CLAIMS_HISTORY__*): "
+            f"{', '.join(sorted(HISTORY_RULE_IDS))} are not judged",
+        }
+        print(json.dumps(note), file=sys.stderr, flush=True)
+        return check_files(args.files, table)
+    try:
+        settings = history_settings(base, args.history)
+        with check_histories(settings, table) as histories:
+            return check_files(args.files, table, histories)
+    except HistoryCommandError as exc:
+        print(f"claims-validator check: {exc}", file=sys.stderr)
+        return exc.code

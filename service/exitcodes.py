@@ -31,3 +31,6 @@ class ExitCode(IntEnum):
     INTERNAL_ERRORS = 6
     """Too many recent records failed with an internal error: the service stopped instead of
     dead-lettering the stream (the batch that tripped the brake was not committed)."""
+    HISTORY_UNAVAILABLE = 7
+    """The claim-history database kept failing past `CLAIMS_HISTORY__GIVE_UP_AFTER_S`; nothing
+    was published or committed without its history."""

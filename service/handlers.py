@@ -28,10 +28,15 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, Topic
 
 from service.consuming import GuardedFetch, Membership, parse_batch
+from service.decode import Decoded, Readable, decode
+from service.engine import evaluate
 from service.exitcodes import ExitCode
+from service.historydb.gate import HistoryGate, HistoryUnavailable
 from service.lifecycle import Lifecycle
 from service.limits import DEFAULT_LIMITS, Limits
 from service.logs import flush_logs, log_verdicts
+from service.models.events import Finding
+from service.models.history import History
 from service.publishing import BatchPublisher, PublishFailed, PublishStalled
 from service.routing import INTERNAL_ERROR, InputRecord, Outcome, Topics, route
 from service.ruletable.compiled import RuleTable
@@ -115,6 +120,7 @@ class ClaimsHandler:
         brake: InternalErrorBrake | None = None,
         judge: Judge = route,
         limits: Limits = DEFAULT_LIMITS,
+        history: HistoryGate | None = None,
     ) -> None:
         self._table = table
         self._topics = topics
@@ -125,6 +131,7 @@ class ClaimsHandler:
         self._brake = brake
         self._judge = judge
         self._limits = limits
+        self._history = history
 
     async def __call__(self, records: Sequence[InputRecord]) -> None:
         lifecycle = self._lifecycle
@@ -133,9 +140,31 @@ class ClaimsHandler:
         started = time.perf_counter()
         lifecycle.batch_started()
         try:
-            published = await self._publisher.publish(self._judged(records))
+            if self._history is None:
+                published = await self._publisher.publish(self._judged(records))
+            else:
+                # Decode first, then one round trip for the batch's histories, then judge:
+                # nothing is published (or committed) unless the history answered.
+                decoded = [self._decoded(r) for r in records]
+                fetching = asyncio.ensure_future(self._history.histories(decoded))
+                try:
+                    # The rest of the rules run while the database works on the batch.
+                    await asyncio.sleep(0)
+                    bases = [self._base(d) for d in decoded]
+                    waiting = time.perf_counter()
+                    histories = await fetching
+                    self._history.seconds.observe(time.perf_counter() - waiting)
+                except BaseException:
+                    fetching.cancel()
+                    raise
+                published = await self._publisher.publish(
+                    self._judged_with(records, decoded, histories, bases)
+                )
         except asyncio.CancelledError:
             lifecycle.batch_cancelled()
+            raise
+        except HistoryUnavailable:
+            lifecycle.batch_in_flight = False
             raise
         except PublishStalled as exc:
             lifecycle.batch_in_flight = False
@@ -183,6 +212,45 @@ class ClaimsHandler:
             yield outcome
 
 
+    def _decoded(self, record: InputRecord) -> Decoded | None:
+        try:
+            return decode(record.value, self._limits)
+        except Exception:  # a bug: `route` decodes it again and dead-letters it
+            return None
+
+    def _base(self, decoded: Decoded | None) -> tuple[Finding, ...] | None:
+        """A readable claim's findings without the cross-claim rules (None: `route` decides)."""
+        if not isinstance(decoded, Readable):
+            return None
+        try:
+            return evaluate(decoded.event.claim, self._table)
+        except Exception:  # a bug: `route` evaluates it again and dead-letters it
+            return None
+
+    def _judged_with(
+        self,
+        records: Sequence[InputRecord],
+        decoded: Sequence[Decoded | None],
+        histories: Sequence[History | None],
+        bases: Sequence[tuple[Finding, ...] | None],
+    ) -> Iterator[Outcome]:
+        """`_judged` with the batch decoded, each readable claim's history and its findings
+        without the cross-claim rules."""
+        table, topics, brake, judge = self._table, self._topics, self._brake, self._judge
+        limits = self._limits
+        now = self._clock()
+        errors = 0
+        rows = zip(records, decoded, histories, bases, strict=True)
+        for seen, (record, d, h, b) in enumerate(rows, 1):
+            outcome = judge(
+                record, table, topics, now=now, limits=limits, decoded=d, history=h, base=b
+            )
+            if outcome.reason == INTERNAL_ERROR and brake is not None:
+                errors += 1
+                brake.check(seen, errors)
+            yield outcome
+
+
 def _verdict_fields(o: Outcome, version: str) -> dict[str, Any]:
     return {
         "claim_id": o.claim_id,
@@ -223,6 +291,9 @@ class Judge(Protocol):
         *,
         now: datetime,
         limits: Limits,
+        decoded: Decoded | None = None,
+        history: History | None = None,
+        base: tuple[Finding, ...] | None = None,
     ) -> Outcome: ...
 
 

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
-from service.decode import Unreadable
+from service.decode import Decoded, Unreadable
 from service.limits import DEFAULT_LIMITS, Limits
-from service.models.events import VerdictEvent
+from service.models.events import Finding, VerdictEvent
+from service.models.history import History
 from service.ruletable.compiled import RuleTable
-from service.verdicts import judge_raw
+from service.verdicts import judge_decoded, judge_raw
 
 __all__ = [
     "DLQ_HEADER_PREFIX",
@@ -153,12 +154,24 @@ def route(
     *,
     now: datetime,
     limits: Limits = DEFAULT_LIMITS,
+    decoded: Decoded | None = None,
+    history: History | None = None,
+    base: tuple[Finding, ...] | None = None,
 ) -> Outcome:
-    """The outcome for one consumed record. Never raises for anything a record can contain."""
+    """The outcome for one consumed record. Never raises for anything a record can contain.
+
+    `decoded`: the record already decoded (the history path decodes the batch first);
+    `history`: the claim's history, None when history is off; `base`: the claim's findings
+    without the cross-claim rules, when already computed."""
     started = time.perf_counter()
     source = Source(record.topic, record.partition, record.offset)
     try:
-        verdict = judge_raw(record.value, table, now=now, limits=limits)
+        if decoded is None:
+            verdict = judge_raw(record.value, table, now=now, limits=limits)
+        else:
+            verdict = judge_decoded(
+                decoded, table, now=now, limits=limits, history=history, base=base
+            )
         if isinstance(verdict, Unreadable):
             return _dead_letter(record, source, topics, verdict.reason, verdict.detail, started)
         return _verdict(record, source, verdict, topics, started)

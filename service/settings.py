@@ -19,6 +19,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.history_settings import HistorySettings
 from service.limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
@@ -507,6 +508,9 @@ class Settings(BaseSettings):
     )
     limits: LimitSettings = Field(
         default_factory=LimitSettings, description="Bounds on the work one input event may cost."
+    )
+    history: HistorySettings = Field(
+        default_factory=HistorySettings, description="The claim-history database."
     )
     rule_table_dir: Path | None = Field(
         None,

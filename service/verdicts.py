@@ -10,17 +10,19 @@ import hashlib
 import uuid
 from datetime import datetime
 
-from service.decode import Malformed, Readable, Unreadable, decode
-from service.engine import evaluate
+from service.decode import Decoded, Malformed, Readable, Unreadable, decode
+from service.engine import evaluate, evaluate_cross_claim
 from service.engine.findings import finding
 from service.limits import DEFAULT_LIMITS, Limits
 from service.models.events import ClaimSubmitted, Finding, VerdictEvent
+from service.models.history import History
 from service.ruletable.compiled import RuleTable
 
 __all__ = [
     "VERDICT_NAMESPACE",
     "capped_findings",
     "judge",
+    "judge_decoded",
     "judge_malformed",
     "judge_raw",
     "verdict_event",
@@ -43,9 +45,25 @@ def judge_raw(
 
     The one dispatch shared by the Kafka shell and the offline `check` command.
     """
-    decoded = decode(raw, limits)
+    return judge_decoded(decode(raw, limits), table, now=now, limits=limits)
+
+
+def judge_decoded(
+    decoded: Decoded,
+    table: RuleTable,
+    *,
+    now: datetime,
+    limits: Limits = DEFAULT_LIMITS,
+    history: History | None = None,
+    base: tuple[Finding, ...] | None = None,
+) -> VerdictEvent | Unreadable:
+    """`judge_raw` after the decode; `history`: the claim's history (None: history off);
+    `base`: `evaluate(claim, table)` already computed for a readable claim."""
     if isinstance(decoded, Readable):
-        return judge(decoded.event, table, now=now, max_findings=limits.max_findings)
+        return judge(
+            decoded.event, table, now=now, max_findings=limits.max_findings, history=history,
+            base=base,
+        )
     if isinstance(decoded, Malformed):
         return judge_malformed(decoded, table, now=now, max_findings=limits.max_findings)
     return decoded
@@ -57,9 +75,16 @@ def judge(
     *,
     now: datetime,
     max_findings: int = DEFAULT_LIMITS.max_findings,
+    history: History | None = None,
+    base: tuple[Finding, ...] | None = None,
 ) -> VerdictEvent:
-    """The verdict for a readable claim."""
-    findings = evaluate(event.claim, table)
+    """The verdict for a readable claim; with `history`, the cross-claim rules too."""
+    if base is None:
+        findings = evaluate(event.claim, table, history)
+    elif history is None:
+        findings = base
+    else:
+        findings = (*base, *evaluate_cross_claim(event.claim, table, history))
     return verdict_event(
         cause=event.event_id,
         claim_id=event.claim.claim_id,

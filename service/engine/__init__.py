@@ -1,5 +1,11 @@
 """The pure rule engine: a claim and the rule table in, findings out. No I/O, no clock, no Kafka."""
 
-from service.engine.engine import FAMILIES, RULE_IDS, evaluate
+from service.engine.engine import (
+    FAMILIES,
+    HISTORY_RULE_IDS,
+    RULE_IDS,
+    evaluate,
+    evaluate_cross_claim,
+)
 
-__all__ = ["FAMILIES", "RULE_IDS", "evaluate"]
+__all__ = ["FAMILIES", "HISTORY_RULE_IDS", "RULE_IDS", "evaluate", "evaluate_cross_claim"]

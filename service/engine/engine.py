@@ -19,10 +19,12 @@ from service.engine.families import (
     providers,
     units,
 )
+from service.engine.families import history as cross_claim
 from service.models.events import Claim, Finding
+from service.models.history import History
 from service.ruletable.compiled import RuleTable
 
-__all__ = ["FAMILIES", "RULE_IDS", "evaluate"]
+__all__ = ["FAMILIES", "HISTORY_RULE_IDS", "RULE_IDS", "evaluate", "evaluate_cross_claim"]
 
 Check = Callable[[Claim, RuleTable], Sequence[Finding]]
 
@@ -37,7 +39,12 @@ FAMILIES: tuple[tuple[str, frozenset[str], Check], ...] = (
     ("payers", payers.RULE_IDS, payers.check),
 )
 
-RULE_IDS: frozenset[str] = frozenset().union(*(ids for _, ids, _ in FAMILIES)) | {
+HISTORY_RULE_IDS: frozenset[str] = cross_claim.RULE_IDS
+"""The cross-claim rules: judged only when the shell hands in the member's history."""
+
+RULE_IDS: frozenset[str] = (
+    frozenset().union(*(ids for _, ids, _ in FAMILIES)) | HISTORY_RULE_IDS
+) | {
     "CLAIM_MALFORMED",  # emitted by service.decode, before a Claim exists
     "FINDINGS_TRUNCATED",  # emitted by service.verdicts, when a verdict's findings are capped
 }
@@ -46,11 +53,27 @@ RULE_IDS: frozenset[str] = frozenset().union(*(ids for _, ids, _ in FAMILIES)) |
 _CHECKS: tuple[Check, ...] = tuple(check for _, _, check in FAMILIES)
 
 
-def evaluate(claim: Claim, table: RuleTable) -> tuple[Finding, ...]:
-    """All findings for `claim` under `table`: a pure function of its two arguments."""
+def evaluate(
+    claim: Claim, table: RuleTable, history: History | None = None
+) -> tuple[Finding, ...]:
+    """All findings for `claim` under `table`: a pure function of its arguments.
+
+    `history`: the member's earlier claims, from the shell; None (history off) skips the
+    cross-claim rules, while an empty `History` judges them against no earlier claim."""
     findings: list[Finding] = []
     for check in _CHECKS:
         found = check(claim, table)
         if found:  # most families find nothing: skip the call to extend
             findings += found
+    if history is not None:
+        found = cross_claim.check(claim, history, table)
+        if found:
+            findings += found
     return tuple(findings) if findings else ()
+
+
+def evaluate_cross_claim(claim: Claim, table: RuleTable, history: History) -> list[Finding]:
+    """The cross-claim findings alone: `evaluate(claim, table, history)` is
+    `evaluate(claim, table)` followed by these (the shell judges the rest of a batch while
+    its history is fetched)."""
+    return cross_claim.check(claim, history, table)

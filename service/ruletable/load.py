@@ -52,6 +52,7 @@ from service.ruletable.files import (
     validated,
     yaml_data,
 )
+from service.ruletable.load_frequency import load_frequency
 from service.ruletable.load_policies import load_policies
 
 __all__ = ["DATA_DIR", "RuleTableError", "read_table", "table_digest"]
@@ -94,8 +95,12 @@ def read_table(directory: Path | None, *, rule_ids: Collection[str]) -> RuleTabl
         {AOC_FILE: len(aoc_rows), FEE_FILE: len(fee_rows), POS_FILE: len(pos_rows)},
     )
     policies = load_policies(files)  # ICD-10-CM, MUE, payers, dx regions (issue-4 families)
+    frequency = load_frequency(files)  # the history family's limits
+    version = f"{manifest.version}.{policies.version}"
+    if frequency is not None:
+        version += f".freq-{frequency[1]}"
     return RuleTable(
-        version=f"{manifest.version}.{policies.version}",
+        version=version,
         digest=table_digest({**files, **policies.digest_inputs}),
         rules=rules,
         addons=addons,
@@ -110,6 +115,7 @@ def read_table(directory: Path | None, *, rule_ids: Collection[str]) -> RuleTabl
             for name, t in sorted(manifest.tables.items())
         ),
         policies=policies,
+        frequency=frequency[0] if frequency is not None else None,
     )
 
 

@@ -399,3 +399,10 @@ def services(tmp_path: Path) -> Iterator[list[ServiceProcess]]:
     yield started
     for service in started:
         service.stop()
+
+
+# ------------------------------------------------------------------ the history database ----
+
+from tests.integration.history_fixtures import history_dsn, postgres_dsn  # noqa: E402
+
+__all__ = ["history_dsn", "postgres_dsn"]

@@ -16,6 +16,7 @@ import pytest
 
 from service.cli import main
 from service.models.events import ClaimSubmitted
+from tests.unit.test_check_cli import NO_HISTORY
 from tests.unit.x12_files import Line, Patient, Sub, TClaim, interchange, transaction
 
 ROOT = Path(__file__).parents[2]
@@ -274,7 +275,7 @@ def test_the_events_are_what_check_reads(tmp_path: Path) -> None:
         [sys.executable, "-m", "service", "check"],
         input=ingested.stdout, capture_output=True, cwd=ROOT, timeout=120, check=False,
     )
-    assert (0, b"") == (checked.returncode, checked.stderr)
+    assert (0, NO_HISTORY) == (checked.returncode, checked.stderr)
     verdicts = [json.loads(line) for line in checked.stdout.splitlines()]
     assert ["C1", "C2", "C3"] == [v["claim_id"] for v in verdicts]
 

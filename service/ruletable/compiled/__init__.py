@@ -2,6 +2,11 @@
 
 from service.ruletable.compiled.addons import AddonCode, AddonPairing
 from service.ruletable.compiled.diagnoses import DiagnosisCodeSet, icd_display, icd_key
+from service.ruletable.compiled.frequency import (
+    FrequencyLimit,
+    FrequencyLimits,
+    longest_window_days,
+)
 from service.ruletable.compiled.policies import (
     CodePairing,
     LevelLimit,
@@ -19,6 +24,8 @@ __all__ = [
     "CodePairing",
     "DiagnosisCodeSet",
     "FeeIndicators",
+    "FrequencyLimit",
+    "FrequencyLimits",
     "LevelLimit",
     "MueLimit",
     "PayerRules",
@@ -30,4 +37,5 @@ __all__ = [
     "icd_display",
     "icd_key",
     "is_procedure_code",
+    "longest_window_days",
 ]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from service.ruletable.compiled.addons import AddonCode
+from service.ruletable.compiled.frequency import FrequencyLimits
 from service.ruletable.compiled.policies import Policies
 from service.ruletable.compiled.provenance import Provenance
 
@@ -71,6 +72,8 @@ class RuleTable:
     policies: Policies | None = None
     """ICD-10-CM, MUE and payer data of the diagnoses, units, providers and payers rules; None in
     hand-built tables, where those rules stay silent."""
+    frequency: FrequencyLimits | None = None
+    """Payer id -> frequency limits of the history family; None in hand-built tables."""
 
     # Indexes derived from the fields above on construction.
     procedure_codes: frozenset[str] = field(init=False, repr=False, compare=False)

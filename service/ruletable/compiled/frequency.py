@@ -1,0 +1,44 @@
+"""Frequency limits over rolling windows (the history family's `FREQUENCY_LIMIT`), compiled."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+__all__ = ["FrequencyLimit", "FrequencyLimits", "longest_window_days"]
+
+
+@dataclass(frozen=True, slots=True)
+class FrequencyLimit:
+    """At most `max_sessions` sessions (dates) per spinal region in `window_days` days."""
+
+    policy_id: str
+    title: str
+    payer: str
+    max_sessions: int
+    window_days: int
+    regions: Mapping[str, str]
+    """Procedure code -> the spinal region its sessions count in."""
+    apart: bool
+    """Count diagnostic lines (`diagnostic_modifier`) apart from therapeutic ones."""
+    diagnostic_modifier: str
+    effective_from: date | None
+    effective_to: date | None
+    reference: str
+    url: str
+
+    def in_effect(self, on: date) -> bool:
+        start, end = self.effective_from, self.effective_to
+        return (start is None or on >= start) and (end is None or on <= end)
+
+
+FrequencyLimits = Mapping[str, tuple[FrequencyLimit, ...]]
+"""Payer id -> its frequency limits."""
+
+
+def longest_window_days(limits: FrequencyLimits | None) -> int:
+    """The longest window any limit looks back over (0: none)."""
+    if not limits:
+        return 0
+    return max(limit.window_days for group in limits.values() for limit in group)
