@@ -158,7 +158,8 @@ async def wait_outputs(bootstrap: str, topics: Topics, *, above: int, timeout_s:
 
 @dataclass
 class Outcome:
-    """What the output topics say about a set of input claims."""
+    """What the output topics say about a set of input claims (verdicts of other claims, e.g.
+    an earlier lot's, are left out)."""
 
     claims_in: int
     verdicts: dict[str, list[str]] = field(default_factory=dict)
@@ -244,7 +245,8 @@ async def _tally(bootstrap: str, topics: Topics, claim_ids: set[str]) -> Outcome
                         dead[key].append(reasons[0].decode() if reasons else "")
                     else:
                         verdict = orjson.loads(r.value)
-                        verdicts[verdict["claim_id"]].append(verdict["event_id"])
+                        if verdict["claim_id"] in claim_ids:
+                            verdicts[verdict["claim_id"]].append(verdict["event_id"])
     finally:
         await consumer.stop()
     lost = sorted(cid for cid in claim_ids if cid not in verdicts and cid not in dead)
