@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
 
-from tests.integration.conftest import PARTITIONS, Topics
+from tests.integration.conftest import PARTITIONS, Topics, committed_and_end
 from tests.service.claims import FLAGGED_CODES, claim_event, encode
 
 _MARK = "@@ID@@"
@@ -251,3 +251,21 @@ async def _tally(bootstrap: str, topics: Topics, claim_ids: set[str]) -> Outcome
         await consumer.stop()
     lost = sorted(cid for cid in claim_ids if cid not in verdicts and cid not in dead)
     return Outcome(len(claim_ids), dict(verdicts), dict(dead), lost)
+
+
+async def wait_committed(bootstrap: str, topics: Topics, timeout_s: float = 120) -> dict[int, int]:
+    """Until the group's committed offsets equal the input's end offsets; tolerates a broker
+    still coming back (e.g. no group coordinator yet)."""
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            committed, ends = await committed_and_end(bootstrap, topics.submitted, topics.group)
+        except Exception as exc:  # asked again until the deadline
+            last = exc
+        else:
+            if committed == ends:
+                return committed
+            last = (committed, ends)
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"committed offsets != end offsets after {timeout_s} s: {last}")

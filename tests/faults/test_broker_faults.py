@@ -19,13 +19,13 @@ from tests.faults.streams import (
     output_records,
     produce_fast,
     read_outcome,
+    wait_committed,
     wait_outputs,
 )
 from tests.integration.conftest import (
     ServiceProcess,
     Topics,
     committed_and_end,
-    wait_committed_to_end,
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka]
@@ -79,7 +79,7 @@ async def _outage(
     assert service.proc.poll() is None, f"the service exited {service.proc.returncode}"
     at_up = await output_records(bootstrap, topics)
     recover_s = await wait_outputs(bootstrap, topics, above=at_up, timeout_s=120)
-    await wait_committed_to_end(bootstrap, topics.submitted, topics.group, timeout_s=120)
+    await wait_committed(bootstrap, topics, 120)
     return recover_s, await _ready_again(ready, up), during
 
 
@@ -226,7 +226,7 @@ async def test_output_topic_deleted_the_service_reports_the_stall_then_publishes
     port = await http_port(service)
     first = claim_records("D", 0, 2_000)
     await produce_fast(bootstrap, fault_topics.submitted, first)
-    await wait_committed_to_end(bootstrap, fault_topics.submitted, fault_topics.group, 60)
+    await wait_committed(bootstrap, fault_topics, 60)
 
     started = time.monotonic()
     async with probing(lambda: port) as ready:
@@ -243,7 +243,7 @@ async def test_output_topic_deleted_the_service_reports_the_stall_then_publishes
         )
         await _recreate(bootstrap, fault_topics.flagged)
         recreated = time.monotonic()
-        await wait_committed_to_end(bootstrap, fault_topics.submitted, fault_topics.group, 120)
+        await wait_committed(bootstrap, fault_topics, 120)
         recover_s = time.monotonic() - recreated
         ready_s = await _ready_again(ready, recreated)
         statuses = ready.statuses(deleted, recreated)

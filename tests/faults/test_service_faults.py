@@ -18,9 +18,10 @@ from tests.faults.streams import (
     output_records,
     produce_fast,
     read_outcome,
+    wait_committed,
     wait_outputs,
 )
-from tests.integration.conftest import ServiceProcess, Topics, wait_committed_to_end
+from tests.integration.conftest import ServiceProcess, Topics
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka]
 
@@ -64,7 +65,7 @@ async def test_kill_9_five_times_during_a_200k_stream_loses_nothing(
         service = _start(bootstrap, fault_topics, services, tmp_path / f"run-{k}.log")
         recover_s.append(await wait_outputs(bootstrap, fault_topics, above=at_kill, timeout_s=60))
 
-    await wait_committed_to_end(bootstrap, fault_topics.submitted, fault_topics.group, 180)
+    await wait_committed(bootstrap, fault_topics, 180)
     outcome = await read_outcome(bootstrap, fault_topics, ids)
     fault_report.record(
         "service kill -9 (x5, 200k claims)",
@@ -119,7 +120,7 @@ async def test_sigterm_under_load_exits_0_within_the_bound_and_loses_nothing(
             )
     ids |= feed.claim_ids
 
-    await wait_committed_to_end(bootstrap, fault_topics.submitted, fault_topics.group, 120)
+    await wait_committed(bootstrap, fault_topics, 120)
     outcome = await read_outcome(bootstrap, fault_topics, ids)
     fault_report.record(
         "service SIGTERM under load (x3)",
@@ -164,7 +165,7 @@ async def test_rebalance_storm_a_third_member_joining_and_leaving_loses_nothing(
             assert 0 == c.wait(SHUTDOWN_BOUND_S + 5)
     ids = feed.claim_ids
 
-    await wait_committed_to_end(bootstrap, fault_topics.submitted, fault_topics.group, 120)
+    await wait_committed(bootstrap, fault_topics, 120)
     outcome = await read_outcome(bootstrap, fault_topics, ids)
     fault_report.record(
         "rebalance storm (2 members, a 3rd joins/leaves x5)",
