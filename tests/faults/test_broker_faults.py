@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 
+from service.app import EXIT_SHUTDOWN_TIMEOUT
 from tests.faults.conftest import FaultBroker, FaultReport, create_topics, delete_topics
 from tests.faults.probes import ReadinessLog, http_port, probing
 from tests.faults.streams import (
@@ -270,3 +271,56 @@ async def test_output_topic_deleted_the_service_reports_the_stall_then_publishes
     assert service.proc.poll() is None
     service.terminate()
     assert 0 == service.wait(SHUTDOWN_BOUND_S + 5)
+
+
+@pytest.mark.timeout(240)
+async def test_sigterm_while_the_broker_is_away_exits_4_within_the_bound_and_loses_nothing(
+    fault_broker: FaultBroker,
+    fault_topics: Topics,
+    services: list[ServiceProcess],
+    tmp_path: Path,
+    fault_report: FaultReport,
+) -> None:
+    """SIGTERM when the batch in flight cannot be drained (its verdicts have no broker to go
+    to): the process still exits within the shutdown bound, with EXIT_SHUTDOWN_TIMEOUT rather
+    than 0 (nothing was committed for that batch); a new process judges it after the broker is
+    back, nothing lost."""
+    bootstrap = fault_broker.bootstrap
+    service = ServiceProcess(bootstrap, fault_topics, tmp_path / "first.log")
+    services.append(service)
+    await http_port(service)
+    lot = claim_records("T", 0, LOT)
+    ids = {key.decode() for key, _ in lot}
+    await produce_fast(bootstrap, fault_topics.submitted, lot)
+    await wait_outputs(bootstrap, fault_topics, above=2_000, timeout_s=60)
+    assert await output_records(bootstrap, fault_topics) < LOT, "the lot was done too soon"
+    await asyncio.to_thread(fault_broker.stop)
+    started = time.monotonic()
+
+    signalled = time.monotonic()
+    service.terminate()
+    code = await asyncio.to_thread(service.wait, SHUTDOWN_BOUND_S + 10)
+    took = time.monotonic() - signalled
+    await asyncio.to_thread(fault_broker.start)
+    at_up = await output_records(bootstrap, fault_topics)
+    second = ServiceProcess(bootstrap, fault_topics, tmp_path / "second.log")
+    services.append(second)
+    recover_s = await wait_outputs(bootstrap, fault_topics, above=at_up, timeout_s=60)
+    await wait_committed(bootstrap, fault_topics, 120)
+    outcome = await read_outcome(bootstrap, fault_topics, ids)
+    fault_report.record(
+        "service SIGTERM while the broker is away",
+        **outcome.figures(),
+        faults=1,
+        exit_code=code,
+        stop_s=[round(took, 2)],
+        recover_s=[round(recover_s, 2)],
+        duration_s=round(time.monotonic() - started, 1),
+    )
+    outcome.assert_delivered()
+    assert len(ids) == outcome.verdicts_out
+    # The bound, plus the moment a process needs to exit after its event loop returned.
+    assert took < SHUTDOWN_BOUND_S + 2, f"exited {took:.1f} s after SIGTERM"
+    assert EXIT_SHUTDOWN_TIMEOUT == code
+    second.terminate()
+    assert 0 == second.wait(SHUTDOWN_BOUND_S + 5)
