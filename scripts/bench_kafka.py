@@ -48,7 +48,11 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
+
+from service.settings import KafkaSettings
+from service.topics import create_topics as service_topics_create
+from service.topics import delete_topics as service_topics_delete
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import make_event  # the scripts folder is not a package
@@ -77,26 +81,19 @@ def claim_event(i: int, run: str) -> bytes:
 # ------------------------------------------------------------------ Kafka helpers ----
 
 
+def _kafka() -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=bootstrap())
+
+
 async def create_topics(names: Sequence[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(n, num_partitions=PARTITIONS, replication_factor=1) for n in names]
-        )
-    finally:
-        await admin.close()
+    await service_topics_create(_kafka(), names, partitions=PARTITIONS)
 
 
 async def delete_topics(names: Sequence[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
-    await admin.start()
     try:
-        await admin.delete_topics(list(names))
+        await service_topics_delete(_kafka(), names)
     except Exception as exc:  # best effort: a left-over topic only costs disk
         print(f"(could not delete bench topics: {type(exc).__name__})", file=sys.stderr)
-    finally:
-        await admin.close()
 
 
 async def load(topic: str, count: int, run: str) -> float:
@@ -552,34 +549,35 @@ def main() -> int:
 
 
 def passthrough() -> int:
-    """The pass-through consumer: the service's subscriber, ack policy and publisher, no rules."""
-    from faststream import FastStream
+    """The pass-through consumer: the service's own app (subscriber, ack policy, publisher,
+    producer) with a judge that copies each record to the output topic unjudged."""
+    from datetime import datetime
 
-    from service.app import ProducerSlot, build_broker, serve, tune_gc
-    from service.handlers import register_handlers
+    from service.app import create_app, serve, tune_gc
     from service.logs import configure_logging
-    from service.publishing import BatchPublisher
-    from service.routing import InputRecord, OutRecord
-    from service.settings import load_settings
+    from service.routing import InputRecord, Outcome, OutRecord, Source, Topics
+    from service.ruletable.compiled import RuleTable
+    from service.settings import HttpSettings, load_settings
 
     out_topic = os.environ.pop("BENCH_PASSTHROUGH_TOPIC")
-    settings = load_settings()
+    settings = load_settings().model_copy(update={"http": HttpSettings(enabled=False)})
     configure_logging(settings)
-    broker = build_broker(settings)
-    slot = ProducerSlot(settings, None)
-    publisher = BatchPublisher(
-        slot,
-        initial_backoff_s=settings.publish.retry_initial_s,
-        max_backoff_s=settings.publish.retry_max_s,
-    )
 
-    async def republish(records: Sequence[InputRecord]) -> None:
-        await publisher.publish(
-            [OutRecord(out_topic, r.key, r.value, tuple(r.headers)) for r in records]
+    def copy(record: InputRecord, table: RuleTable, topics: Topics, *, now: datetime) -> Outcome:
+        return Outcome(
+            "copied",
+            OutRecord(out_topic, record.key, record.value, tuple(record.headers)),
+            Source(record.topic, record.partition, record.offset),
+            None,
+            None,
+            (),
+            None,
+            None,
+            None,
+            0.0,
         )
 
-    register_handlers(broker, settings, republish)
-    app = FastStream(broker, on_startup=[slot.start], after_shutdown=[slot.stop])
+    app = create_app(settings, judge=copy)
     tune_gc()  # as the service does
     return asyncio.run(serve(app, settings))
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
 import textwrap
@@ -16,31 +15,13 @@ import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
 from service.settings import load_settings
+from service.topics import create_topics, service_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = 3
 """Like docker-compose's kafka-init: the service declares no topics, the deployment does."""
-
-
-async def ensure_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [n for n in names if n not in existing]
-        if missing:
-            # Created meanwhile by another run is what we wanted too.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [NewTopic(n, num_partitions=PARTITIONS, replication_factor=1) for n in missing]
-                )
-            print(f"created topics {', '.join(missing)}", file=sys.stderr)
-    finally:
-        await admin.close()
 
 
 async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
@@ -64,7 +45,11 @@ async def main() -> int:
     bootstrap = settings.kafka.bootstrap_servers
     topics = settings.topics
     outputs = [topics.accepted, topics.flagged, topics.dead_letter]
-    await ensure_topics(bootstrap, [topics.submitted, *outputs])
+    created = await create_topics(
+        settings.kafka, service_topics(topics), partitions=PARTITIONS
+    )
+    if created:
+        print(f"created topics {', '.join(created)}", file=sys.stderr)
     if args.topics_only:
         return 0
     events = read_events(args.files)

@@ -23,18 +23,23 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Sequence
-from typing import Any, Final
+import ssl
+from collections.abc import Callable, Sequence
+from typing import Any, Final, cast
 
 import structlog
+from aiokafka.errors import KafkaConnectionError  # type: ignore[import-untyped]
 from faststream import FastStream
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from service.asyncapi import TITLE, VERSION, declare_outputs
-from service.handlers import ClaimsHandler, register_handlers
-from service.health import Readiness
+from service.consuming import Membership
+from service.exitcodes import ExitCode
+from service.handlers import ClaimsHandler, InternalErrorBrake, Judge, register_handlers
+from service.health import LoopWatchdog, Readiness, StallMonitor
+from service.lifecycle import Lifecycle
 from service.logs import configure_logging, framework_logger
 from service.metrics import ServiceMetrics, SubscriberLike
 from service.observability import (
@@ -44,14 +49,11 @@ from service.observability import (
     telemetry_middlewares,
 )
 from service.publishing import BatchPublisher, Producer, build_producer
-from service.routing import Topics
+from service.routing import Topics, route
 from service.ruletable.compiled import RuleTable
 from service.settings import Settings, load_settings
 
 __all__ = [
-    "EXIT_OK",
-    "EXIT_SHUTDOWN_TIMEOUT",
-    "EXIT_STARTUP_FAILED",
     "ProducerSlot",
     "build_broker",
     "create_app",
@@ -60,12 +62,6 @@ __all__ = [
     "serve",
     "tune_gc",
 ]
-
-EXIT_OK: Final = 0
-EXIT_STARTUP_FAILED: Final = 1
-"""The broker could not be reached (or refused us) at start-up."""
-EXIT_SHUTDOWN_TIMEOUT: Final = 4
-"""Shutdown overran its bound; nothing is lost (the batch in flight was not committed)."""
 
 GRACEFUL_SHARE: Final = 0.6
 """Share of the shutdown bound the batch in flight may use to finish and commit."""
@@ -76,9 +72,18 @@ log = structlog.get_logger("claims_validator.app")
 class ProducerSlot:
     """Owns the verdict producer: built and started before the consumer, stopped after it."""
 
-    def __init__(self, settings: Settings, given: Producer | None) -> None:
-        self._settings = settings
-        self._given = given
+    def __init__(
+        self, settings: Settings, given: Producer | Callable[[], Producer] | None
+    ) -> None:
+        """`given`: a producer (tests: started again on a rebuild) or a factory of them;
+        None: idempotent aiokafka producers built from `settings`."""
+        if given is None:
+            self._factory: Callable[[], Producer] = lambda: build_producer(settings)
+        elif callable(given) and not hasattr(given, "send"):
+            self._factory = given
+        else:
+            producer = cast(Producer, given)
+            self._factory = lambda: producer
         self._producer: Producer | None = None
 
     def __call__(self) -> Producer:
@@ -87,14 +92,37 @@ class ProducerSlot:
         return self._producer
 
     async def start(self) -> None:
-        producer = self._given if self._given is not None else build_producer(self._settings)
-        await producer.start()
+        producer = self._factory()
+        try:
+            await producer.start()
+        except BaseException:
+            await _close_quietly(producer)  # a failed start still holds sockets and tasks
+            raise
         self._producer = producer
+
+    async def rebuild(self) -> None:
+        """Replace a producer whose state broke: the old one is closed (its pending sends
+        fail, and the publisher resends them), a new one started."""
+        old, self._producer = self._producer, None
+        if old is not None:
+            await _close_quietly(old)
+        await self.start()
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
+
+
+PRODUCER_CLOSE_TIMEOUT_S: Final = 5.0
+
+
+async def _close_quietly(producer: Producer) -> None:
+    try:
+        async with asyncio.timeout(PRODUCER_CLOSE_TIMEOUT_S):
+            await producer.stop()
+    except Exception as exc:  # closing a broken producer: nothing more to do
+        log.warning("producer_close_failed", error=type(exc).__name__)
 
 
 def build_broker(settings: Settings, middlewares: Sequence[Any] = ()) -> KafkaBroker:
@@ -128,25 +156,34 @@ def rule_table(settings: Settings) -> RuleTable:
 def create_app(
     settings: Settings | None = None,
     table: RuleTable | None = None,
-    producer: Producer | None = None,
+    producer: Producer | Callable[[], Producer] | None = None,
+    lifecycle: Lifecycle | None = None,
+    judge: Judge = route,
 ) -> AsgiFastStream:
     """The FastStream app; `table` defaults to the shipped rule table, `producer` to an
-    idempotent aiokafka producer built from `settings` at start-up.
+    idempotent aiokafka producer built from `settings` at start-up (or a factory of them).
 
     Raises `TracingUnavailable` when tracing is on and OpenTelemetry is not installed."""
     if settings is None:
         settings = load_settings()
     if table is None:
         table = rule_table(settings)
+    lifecycle = lifecycle if lifecycle is not None else Lifecycle()
 
     metrics = ServiceMetrics(table)
     tracing, close_tracing = telemetry_middlewares(settings.tracing)
     broker = build_broker(settings, middlewares=[*tracing, metrics.middleware()])
     slot = ProducerSlot(settings, producer)
+    publish = settings.publish
     publisher = BatchPublisher(
         slot,
-        initial_backoff_s=settings.publish.retry_initial_s,
-        max_backoff_s=settings.publish.retry_max_s,
+        initial_backoff_s=publish.retry_initial_s,
+        max_backoff_s=publish.retry_max_s,
+        deadline_s=publish.batch_deadline_s,
+        give_up_after_s=publish.give_up_after_s,
+        max_rebuilds=publish.max_producer_rebuilds,
+        rebuild=slot.rebuild,
+        observer=metrics,
     )
     topics = Topics(
         accepted=settings.topics.accepted,
@@ -154,18 +191,46 @@ def create_app(
         dead_letter=settings.topics.dead_letter,
         group_id=settings.consumer.group_id,
     )
-    subscriber = register_handlers(
-        broker, settings, ClaimsHandler(table, topics, publisher, observer=metrics)
+    membership = Membership()
+    handler = ClaimsHandler(
+        table,
+        topics,
+        publisher,
+        observer=metrics,
+        lifecycle=lifecycle,
+        brake=InternalErrorBrake(settings.brake),
+        judge=judge,
     )
+    subscriber = register_handlers(broker, settings, handler, membership)
     metrics.consumer_lag.watch(subscriber)
     declare_outputs(broker, settings.topics)  # for the AsyncAPI document only
+    stalls = StallMonitor(
+        in_group=lambda: membership.in_group and bool(membership.assigned),
+        stopped=lambda: [
+            f"{s.topic}-{s.partition} at offset {s.offset} ({s.error})"
+            for s in membership.stopped.values()
+        ],
+        failing_since=lambda: publisher.health.failing_since,
+        last_progress=lambda: lifecycle.last_batch_done,
+        lag=lambda: metrics.consumer_lag.total,
+        refresh_lag=metrics.consumer_lag.refresh,
+        publish_failing_s=settings.health.publish_failing_s,
+        stalled_s=settings.health.stalled_s,
+    )
+    metrics.stalled.set_function(lambda: float(stalls.stalled()))
+    metrics.partitions_stopped.set_function(lambda: float(len(membership.stopped)))
+    metrics.in_group.set_function(
+        lambda: float(membership.in_group and bool(membership.assigned))
+    )
     readiness = Readiness(
         ping=broker.ping,
         assigned_partitions=lambda: _assigned_partitions(subscriber),
         rule_table_version=lambda: table.version,
         ping_timeout_s=settings.http.ping_timeout_s,
         ping_cache_s=settings.http.ping_cache_s,
+        extra=stalls.checks(),
     )
+    watchdog = LoopWatchdog(settings.health.loop_blocked_s)
 
     def started() -> None:
         log.info(
@@ -178,16 +243,30 @@ def create_app(
             batch_size=settings.consumer.batch_size,
         )
 
-    return AsgiFastStream(
+    async def stop_watchdog() -> None:
+        await watchdog.stop()
+
+    app = AsgiFastStream(
         broker,
-        asgi_routes=http_routes(metrics, readiness),
+        asgi_routes=http_routes(metrics, readiness, watchdog.problem),
         logger=framework_logger(),
-        on_startup=[slot.start],
+        on_startup=[watchdog.start, slot.start],
         after_startup=[started],
         on_shutdown=[readiness.stopping],
-        after_shutdown=[slot.stop, *([close_tracing] if close_tracing else [])],
+        after_shutdown=[
+            slot.stop,
+            stop_watchdog,
+            membership.left,
+            *([close_tracing] if close_tracing else []),
+        ],
         specification=AsyncAPI(title=TITLE, version=VERSION),
     )
+    app.context.set_global(LIFECYCLE_KEY, lifecycle)
+    return app
+
+
+LIFECYCLE_KEY: Final = "claims_validator_lifecycle"
+"""Where `serve()` finds the app's `Lifecycle` (FastStream's context of the app)."""
 
 
 def _assigned_partitions(subscriber: SubscriberLike) -> int | None:
@@ -196,13 +275,13 @@ def _assigned_partitions(subscriber: SubscriberLike) -> int | None:
 
 
 def run(settings: Settings) -> int:
-    """Serve until SIGTERM or SIGINT; return the process exit code (0 after a clean drain)."""
+    """Serve until SIGTERM or SIGINT, or until the service stops itself; the exit code."""
     configure_logging(settings)
     try:
         app = create_app(settings)
     except TracingUnavailable as exc:
         log.error("startup_failed", error=type(exc).__name__, error_detail=str(exc))
-        return EXIT_STARTUP_FAILED
+        return ExitCode.CONFIG
     tune_gc()
     return asyncio.run(serve(app, settings))
 
@@ -225,7 +304,8 @@ def tune_gc() -> None:
 
 
 async def serve(app: FastStream | AsgiFastStream, settings: Settings) -> int:
-    """Start `app`, wait for SIGTERM/SIGINT, stop it within the shutdown bound; the exit code.
+    """Start `app`, wait for SIGTERM/SIGINT or for the service to stop itself, stop it within
+    the shutdown bound; the exit code (an `ExitCode`).
 
     An `AsgiFastStream` app is also served over HTTP (unless `settings.http.enabled` is
     false) from before the broker starts until after it stopped, so the probes see the
@@ -244,12 +324,13 @@ async def serve(app: FastStream | AsgiFastStream, settings: Settings) -> int:
             log.error(
                 "startup_failed",
                 error=type(exc).__name__,
-                error_detail=str(exc)[:300],
+                error_detail=f"cannot listen on {settings.http.host}:{settings.http.port}: "
+                f"{exc.strerror or exc}",
                 http_host=settings.http.host,
                 http_port=settings.http.port,
             )
             await http.stop()
-            return EXIT_STARTUP_FAILED
+            return ExitCode.INPUT
     try:
         return await _serve_app(app, settings, stop)
     finally:
@@ -260,23 +341,94 @@ async def serve(app: FastStream | AsgiFastStream, settings: Settings) -> int:
 async def _serve_app(
     app: FastStream | AsgiFastStream, settings: Settings, stop: asyncio.Event
 ) -> int:
+    lifecycle = _lifecycle_of(app)
+    seen = _ConnectErrors()
+    client_log = logging.getLogger("aiokafka")
+    client_log.addHandler(seen)
     try:
         await app.start()
     except Exception as exc:  # any start-up failure ends the process with a reason
-        log.error("startup_failed", error=type(exc).__name__, error_detail=str(exc)[:300])
+        cause = seen.errors[-1] if seen.errors else exc
+        log.error(
+            "startup_failed",
+            error=type(cause).__name__,
+            error_detail=startup_cause(cause, settings),
+        )
         await _stop_quietly(app, settings.shutdown_timeout_s)
-        return EXIT_STARTUP_FAILED
+        return ExitCode.INPUT
+    finally:
+        client_log.removeHandler(seen)
 
-    await stop.wait()
+    waits = [asyncio.ensure_future(stop.wait())]
+    if lifecycle is not None:
+        waits.append(asyncio.ensure_future(lifecycle.stop_requested.wait()))
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for waiting in waits:
+        waiting.cancel()
     log.info("shutdown_requested", timeout_s=settings.shutdown_timeout_s)
     try:
         async with asyncio.timeout(settings.shutdown_timeout_s):
             await app.stop()
     except TimeoutError:
         log.error("shutdown_timed_out", timeout_s=settings.shutdown_timeout_s)
-        return EXIT_SHUTDOWN_TIMEOUT
+        return _exit_code(lifecycle, ExitCode.SHUTDOWN_ABANDONED)
+    if lifecycle is not None and lifecycle.abandoned:
+        log.error("shutdown_abandoned_batch", timeout_s=settings.shutdown_timeout_s)
+        return _exit_code(lifecycle, ExitCode.SHUTDOWN_ABANDONED)
     log.info("service_stopped")
-    return EXIT_OK
+    return _exit_code(lifecycle, ExitCode.OK)
+
+
+def _lifecycle_of(app: FastStream | AsgiFastStream) -> Lifecycle | None:
+    found = app.context.get(LIFECYCLE_KEY)
+    return found if isinstance(found, Lifecycle) else None
+
+
+def _exit_code(lifecycle: Lifecycle | None, otherwise: ExitCode) -> int:
+    """The service's own reason to stop wins over how the shutdown went."""
+    if lifecycle is not None and lifecycle.exit_code is not None:
+        return int(lifecycle.exit_code)
+    return int(otherwise)
+
+
+class _ConnectErrors(logging.Handler):
+    """Keeps the errors aiokafka logs while connecting: its 'Unable to bootstrap' names no
+    cause, the error it logged just before does (refused credentials, an untrusted
+    certificate)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        self.errors.extend(a for a in args if isinstance(a, BaseException))
+
+
+def startup_cause(exc: BaseException, settings: Settings) -> str:
+    """One line naming why the service could not start (no secret: settings are not echoed,
+    and client error texts name servers and mechanisms, never credentials)."""
+    servers = ",".join(settings.kafka.servers)
+    text = " ".join(str(exc).split())[:300]
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"the broker's TLS certificate at {servers} is not trusted ({text}); check "
+            "kafka.ssl_cafile"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake with {servers} failed ({text}); check kafka.ssl_* settings"
+    name = type(exc).__name__
+    if "Sasl" in name or "Authentication" in name:
+        return (
+            f"the broker at {servers} refused the SASL credentials: authentication failed "
+            f"({text}); check kafka.sasl_mechanism, kafka.sasl_username and kafka.sasl_password"
+        )
+    if isinstance(exc, KafkaConnectionError | OSError | TimeoutError):
+        return (
+            f"no Kafka broker answered at {servers} ({text}); check kafka.bootstrap_servers, "
+            "the network and kafka.security_protocol"
+        )
+    return f"{name}: {text}" if text else name
 
 
 async def _stop_quietly(app: FastStream | AsgiFastStream, timeout_s: float) -> None:

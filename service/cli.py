@@ -1,7 +1,6 @@
-"""The `claims-validator` command line: serve, check, rules import, schemas.
+"""The `claims-validator` command line: serve, check, rules, topics, docs, schemas.
 
-Exit codes: 0 success; 1 some input line was unreadable (check); 2 usage error;
-3 bad rule table or configuration (the message names the file or setting and the field).
+Exit codes are `service.exitcodes.ExitCode`, the same in every command.
 """
 
 from __future__ import annotations
@@ -10,10 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from service.exitcodes import ExitCode
+
 __all__ = ["main"]
 
-EXIT_USAGE = 2
-EXIT_CONFIG = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +41,14 @@ def _parser() -> argparse.ArgumentParser:
         "import-mue", help="load an official CMS practitioner MUE file", add_help=False
     )
     rules_commands.add_parser("show", help="print the table version, digest and provenance")
+
+    topics = commands.add_parser("topics", help="topic maintenance")
+    topics_commands = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
+    create = topics_commands.add_parser(
+        "create", help="create the input, verdict and dead-letter topics the settings name"
+    )
+    create.add_argument("--partitions", type=int, default=3, metavar="N")
+    create.add_argument("--replication-factor", type=int, default=1, metavar="N")
 
     docs = commands.add_parser(
         "docs", help="print the generated README sections (rules, settings), or --write them"
@@ -78,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
     except RuleTableError as exc:
         print(f"claims-validator: rule table error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -90,7 +97,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             settings = load_settings()
         except ConfigError as exc:
             print(f"claims-validator: configuration error: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
+            return ExitCode.CONFIG
         return run(settings)
     if args.command == "check":
         from service.check import check_files
@@ -98,6 +105,27 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         table = load_table(args.rules) if args.rules else default_table()
         return check_files(args.files, table)
+    if args.command == "topics":  # "create"
+        import asyncio
+
+        from service.settings import ConfigError, load_settings
+        from service.topics import create_topics, service_topics
+
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            print(f"claims-validator: configuration error: {exc}", file=sys.stderr)
+            return ExitCode.CONFIG
+        created = asyncio.run(
+            create_topics(
+                settings.kafka,
+                service_topics(settings.topics),
+                partitions=args.partitions,
+                replication_factor=args.replication_factor,
+            )
+        )
+        print(f"created: {', '.join(created) if created else 'none (all exist)'}")
+        return ExitCode.OK
     if args.command == "docs":
         from service.docs import SECTIONS, render_section, update_readme
         from service.ruletable.load import default_table
@@ -106,7 +134,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print("\n\n".join(render_section(name, default_table()) for name in SECTIONS))
         elif update_readme(args.write, default_table()):
             print(f"updated {args.write}")
-        return 0
+        return ExitCode.OK
     if args.command == "rules":  # "show"
         from service.ruletable.load import default_table
 
@@ -116,11 +144,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         for p in (*table.provenance, *policies):
             print(f"  {p.table}: {p.source_file} ({p.release}), {p.rows} rows,"
                   f" sha256 {p.source_sha256}")
-        return 0
+        return ExitCode.OK
     if args.command == "schemas":
         from service.schemas import write_schemas
 
         for path in write_schemas(args.out):
             print(path)
-        return 0
-    return EXIT_USAGE
+        return ExitCode.OK
+    return ExitCode.USAGE

@@ -7,12 +7,17 @@ processors (`structlog.stdlib.ProcessorFormatter`), so every line on stdout has 
 Claims carry patient data, so the pipeline is built to never leak it: tracebacks are rendered
 without local variables, and nothing here adds message bodies. Callers log identifiers only.
 
-The service writes one verdict line per claim, so the pipeline is built to be cheap: a short
-processor chain (no stdlib `logging` on our own lines), a timestamper that formats the date and
-time of day once per second, orjson, `log_verdicts()` running that chain over a whole batch,
-and verdict lines kept in memory until `flush_logs()` writes the batch's lines in one call
-(with PYTHONUNBUFFERED, as in the container, every write is a system call). Any other line
-first writes the kept verdict lines, so the lines stay in the order they were logged.
+The service writes one verdict line per claim, so that path is kept short: structlog's own
+processors (no stdlib `logging` on our own lines) with orjson as the JSON serializer,
+`log_verdicts()` running the processor chain over a whole batch, and verdict lines kept in
+memory until `flush_logs()` writes the batch's lines in one call (with PYTHONUNBUFFERED, as in
+the container, every write is a system call). Any other line first writes the kept verdict
+lines, so the lines stay in the order they were logged. `scripts/bench_logs.py` measures the
+batch path against one bound-logger call per line.
+
+The Kafka client's loggers never log below INFO (at DEBUG they print protocol requests, SASL
+credentials among them); repeated library warnings are rate-limited; a commit refused by a
+rebalance is a warning, not FastStream's CRITICAL.
 """
 
 from __future__ import annotations
@@ -22,10 +27,16 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 import orjson
 import structlog
+from aiokafka.errors import (  # type: ignore[import-untyped]
+    CommitFailedError,
+    IllegalGenerationError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import Processor
 
@@ -48,36 +59,17 @@ VERDICT_LOGGER = "claims_validator.verdicts"
 in memory until `flush_logs()` (once per batch); every other logger writes and flushes each
 line at once."""
 
-_FASTSTREAM_EXTRA = ("topic", "group_id", "message_id")
+_FASTSTREAM_EXTRA = ("topic", "group_id", "message_id", "suppressed_before")
 """Fields FastStream puts in `extra=` of its own log calls; message_id is `offset-timestamp`."""
 
 _KEPT_LINES_LIMIT = 10_000
 """Verdict lines kept before they are written without waiting for `flush_logs()`."""
 
 
-def _render_json(_logger: Any, _method: str, event_dict: Any) -> str:
-    """structlog's JSONRenderer with orjson, without its indirections (hot path)."""
-    return orjson.dumps(event_dict, default=str).decode()
-
-
-class _IsoTimeStamper:
-    """`TimeStamper(fmt="iso", utc=True)` (`2026-03-04T15:02:11.123456Z`) at a third of the
-    cost: the date and time of day are formatted once per second, the microseconds each time.
-    (The fraction is always written, where isoformat() drops a zero one.)"""
-
-    __slots__ = ("_second",)
-
-    def __init__(self) -> None:
-        self._second: tuple[int, str] = (-1, "")
-
-    def __call__(self, _logger: Any, _method: str, event_dict: Any) -> Any:
-        whole, micros = divmod(time.time_ns() // 1000, 1_000_000)
-        second, prefix = self._second
-        if whole != second:
-            prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(whole))
-            self._second = (whole, prefix)  # one assignment: safe from other threads
-        event_dict["timestamp"] = prefix + str(micros).zfill(6) + "Z"
-        return event_dict
+def _orjson(obj: Any, **kwargs: Any) -> str:
+    """JSONRenderer's serializer: orjson (non-JSON values as their str, like json.dumps's
+    default=str)."""
+    return orjson.dumps(obj, default=str).decode()
 
 
 def _only_with_exc_info(processor: Processor) -> Processor:
@@ -132,6 +124,77 @@ class _LineWriter:
         self.exception = self.msg
 
 
+CLIENT_LOGGERS: Final = ("aiokafka", "kafka")
+"""The Kafka client's loggers: never below INFO, whatever the service's level (at DEBUG the
+client logs protocol requests, SASL authentication with its password among them)."""
+
+_ROUTINE_COMMIT_FAILURES: Final = (
+    CommitFailedError,
+    RebalanceInProgressError,
+    IllegalGenerationError,
+    UnknownMemberIdError,
+)
+"""A commit refused because the group is rebalancing: the batch is consumed again by the
+partition's next owner. FastStream logs it as CRITICAL; it is routine."""
+
+
+class _Routine(logging.Filter):
+    """A failed commit during a rebalance is a warning without a traceback, not CRITICAL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.levelno >= logging.ERROR and isinstance(exc, _ROUTINE_COMMIT_FAILURES):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = (
+                f"commit_refused_by_rebalance ({type(exc).__name__}): the batch is consumed "
+                "again by the partition's next owner"
+            )
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+class _RateLimit(logging.Filter):
+    """At most `burst` lines per `period_s` of one kind (logger, level, message template) from
+    the libraries; the rest are counted and reported in one `log_lines_suppressed` line when
+    the period ends. A broker outage otherwise floods the log with the same client error."""
+
+    def __init__(
+        self, burst: int = 5, period_s: float = 30.0, clock: Any = time.monotonic
+    ) -> None:
+        super().__init__()
+        self._burst = burst
+        self._period = period_s
+        self._clock = clock
+        self._seen: dict[tuple[str, int, str], list[float]] = {}
+        """Per kind: [period start, lines in it, lines suppressed]."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(_OUR_PREFIX) or record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, str(record.msg)[:200])
+        now = self._clock()
+        entry = self._seen.get(key)
+        if entry is None or now - entry[0] >= self._period:
+            suppressed = int(entry[2]) if entry is not None else 0
+            self._seen[key] = [now, 1.0, 0.0]
+            if suppressed:
+                record.suppressed_before = suppressed
+            if len(self._seen) > _RATE_LIMIT_KINDS:
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self._period}
+            return True
+        entry[1] += 1
+        if entry[1] <= self._burst:
+            return True
+        entry[2] += 1
+        return False
+
+
+_OUR_PREFIX: Final = "claims_validator."
+_RATE_LIMIT_KINDS: Final = 1_000
+
+
 class _OutputHandler(logging.Handler):
     """The stdlib root handler: FastStream's, aiokafka's and uvicorn's lines, in order with
     ours."""
@@ -139,6 +202,8 @@ class _OutputHandler(logging.Handler):
     def __init__(self, output: _Output) -> None:
         super().__init__()
         self._output = output
+        self.addFilter(_Routine())
+        self.addFilter(_RateLimit())
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -207,7 +272,7 @@ def configure_logging(
 
     renderer: Processor
     if as_json:
-        renderer = _render_json
+        renderer = structlog.processors.JSONRenderer(serializer=_orjson)
         exceptions: list[Processor] = [
             _only_with_exc_info(
                 structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
@@ -222,7 +287,7 @@ def configure_logging(
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        _IsoTimeStamper(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
         processors=[*shared, *exceptions, renderer],
@@ -253,6 +318,8 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    for name in CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
     # FastStream's default loggers ("faststream", "faststream.access.*") bring their own
     # coloured stdout handler and do not propagate; route them through ours instead.
     for name in _framework_logger_names():

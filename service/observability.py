@@ -32,6 +32,7 @@ import uvicorn
 from faststream.asgi import AsgiResponse, get
 from faststream.asgi.types import ASGIApp, Scope
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from service.health import Readiness
 from service.metrics import ServiceMetrics
@@ -64,11 +65,20 @@ def _json(body: Any, status: int) -> AsgiResponse:
     return AsgiResponse(orjson.dumps(body), status, _JSON)
 
 
-def http_routes(metrics: ServiceMetrics, readiness: Readiness) -> list[tuple[str, ASGIApp]]:
-    """The service's HTTP endpoints; none of them is part of the AsyncAPI document."""
+def http_routes(
+    metrics: ServiceMetrics,
+    readiness: Readiness,
+    liveness: Callable[[], str | None] = lambda: None,
+) -> list[tuple[str, ASGIApp]]:
+    """The service's HTTP endpoints; none of them is part of the AsyncAPI document.
+
+    `liveness()` is why the process is not live (the event loop was blocked), or None."""
 
     @get(include_in_schema=False)
     async def live(scope: Scope) -> AsgiResponse:
+        problem = liveness()
+        if problem is not None:
+            return _json({"status": "not live", "problem": problem}, 503)
         return _json({"status": "alive"}, 200)
 
     @get(include_in_schema=False)
@@ -84,6 +94,52 @@ def http_routes(metrics: ServiceMetrics, readiness: Readiness) -> list[tuple[str
         )
 
     return [(HEALTH_LIVE, live), (HEALTH_READY, ready), (METRICS, scrape)]
+
+
+class _HeaderTimeoutH11(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose request headers do not arrive
+    within `header_timeout_s` (uvicorn only times out idle keep-alive connections), so a slow
+    or stuck client cannot hold connections open."""
+
+    header_timeout_s: float = 10.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_headers()
+
+    def _await_headers(self) -> None:
+        self._cycle_before = self.cycle
+        self._header_timer: asyncio.TimerHandle | None = self.loop.call_later(
+            self.header_timeout_s, self._headers_late
+        )
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._header_timer is not None and self.cycle is not self._cycle_before:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._header_timer is None and not self.transport.is_closing():
+            self._await_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        super().connection_lost(exc)
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def _protocol(header_timeout_s: float) -> type[H11Protocol]:
+    return type(
+        "HeaderTimeoutH11", (_HeaderTimeoutH11,), {"header_timeout_s": header_timeout_s}
+    )
 
 
 class _LoopServer(uvicorn.Server):
@@ -116,6 +172,7 @@ class HttpServer:
         self.port = int(sock.getsockname()[1])
         config = uvicorn.Config(
             self._app,
+            http=_protocol(self._settings.header_timeout_s),
             lifespan="off",
             log_config=None,
             access_log=False,

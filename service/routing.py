@@ -13,19 +13,20 @@ publishes what this returns. Three outcomes, one per path of the service:
 Nothing returned for logging carries patient data or payload bytes: identifiers, rule ids and
 Kafka coordinates only. Exception messages are not logged either (they may quote values).
 
-This runs once per claim, so the verdict path builds only what is used: two named tuples (a
-third of the cost of frozen dataclasses), the JSON straight from the model's serializer, and the
-log fields.
+Each call returns one `Outcome`, from which the handler derives the publish, the log line and
+the metrics. This runs once per claim, so the verdict path builds only what is used: named
+tuples, the JSON straight from the model's serializer, and fallbacks (a compact verdict, a dead
+letter) only when the broker refuses a record.
 """
 
 from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from service.decode import Unreadable
 from service.models.events import VerdictEvent
@@ -34,13 +35,21 @@ from service.verdicts import judge_raw
 
 __all__ = [
     "DLQ_HEADER_PREFIX",
+    "INTERNAL_ERROR",
     "JSON_HEADERS",
     "InputRecord",
     "OutRecord",
-    "Routed",
+    "Outcome",
+    "Source",
     "Topics",
+    "compact_verdict",
     "route",
 ]
+
+VERDICT_TOO_LARGE = "verdict-too-large"
+"""x-dlq-reason when even the compact verdict is over the broker's size limit."""
+INTERNAL_ERROR = "internal-error"
+"""x-dlq-reason of a record the service failed on (a bug): counted by the internal-error brake."""
 
 DLQ_HEADER_PREFIX = "x-dlq-"
 JSON_HEADERS: tuple[tuple[str, bytes], ...] = (("content-type", b"application/json"),)
@@ -68,7 +77,7 @@ class InputRecord(Protocol):
     @property
     def value(self) -> bytes | None: ...
     @property
-    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+    def headers(self) -> Sequence[tuple[str, bytes | None]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,64 +90,148 @@ class Topics:
 
 
 class OutRecord(NamedTuple):
-    """One record to produce. `fallback` replaces it if the broker refuses its size."""
+    """One record to produce. `fallback` replaces it if the broker refuses it for good."""
 
     topic: str
     key: bytes | None
     value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
+    headers: tuple[tuple[str, bytes | None], ...]
     fallback: OutRecord | None = None
 
+    @property
+    def out(self) -> OutRecord:
+        return self
 
-class Routed(NamedTuple):
-    """The record to publish and the log line to write once the broker acknowledged it."""
+    def refused(self) -> OutRecord | None:
+        return self.fallback
 
+
+class Source(NamedTuple):
+    """Where a consumed record came from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Outcome(NamedTuple):
+    """What became of one consumed record: the one typed result the publish, the log line and
+    the metrics are all derived from.
+
+    `kind` is `verdict` (a verdict on the accepted or flagged topic) or `dead_letter` (the
+    original record on the dead-letter topic, `reason` saying why). `fallback` is what is
+    published instead if the broker refuses `out` for good (its size): a compact verdict, then
+    the dead letter, then the dead letter without its value."""
+
+    kind: str
     out: OutRecord
-    event: str
-    """`verdict` or `dead_lettered`."""
-    fields: Mapping[str, Any]
+    source: Source
+    claim_id: str | None
+    verdict: str | None
+    rule_ids: tuple[str, ...]
+    event_id: str | None
+    reason: str | None
+    detail: str | None
+    duration_ms: float
+    fallback: Callable[[], Outcome] | None = None
+    """Built only when needed: what replaces this outcome if the broker refuses `out`."""
+
+    def refused(self) -> Outcome | None:
+        """What to publish instead when the broker refuses `out` for good; None: nothing."""
+        if self.fallback is not None:
+            return self.fallback()
+        if self.out.fallback is not None:
+            return self._replace(out=self.out.fallback)
+        return None
 
 
 def route(
     record: InputRecord, table: RuleTable, topics: Topics, *, now: datetime
-) -> Routed:
+) -> Outcome:
     """The outcome for one consumed record. Never raises for anything a record can contain."""
     started = time.perf_counter()
+    source = Source(record.topic, record.partition, record.offset)
     try:
         verdict = judge_raw(record.value, table, now=now)
         if isinstance(verdict, Unreadable):
-            return _dead_letter(record, topics, verdict.reason, verdict.detail, started)
-        return _verdict(record, verdict, topics, started)
+            return _dead_letter(record, source, topics, verdict.reason, verdict.detail, started)
+        return _verdict(record, source, verdict, topics, started)
     except Exception as exc:  # a bug for one record must not stop the stream
-        return _dead_letter(record, topics, "internal-error", _where(exc), started)
+        return _dead_letter(record, source, topics, INTERNAL_ERROR, _where(exc), started)
 
 
 def _verdict(
-    record: InputRecord, verdict: VerdictEvent, topics: Topics, started: float
-) -> Routed:
+    record: InputRecord,
+    source: Source,
+    verdict: VerdictEvent,
+    topics: Topics,
+    started: float,
+) -> Outcome:
     out_topic = topics.flagged if verdict.verdict == "flagged" else topics.accepted
     claim_id = verdict.claim_id
-    return Routed(
-        OutRecord(out_topic, claim_id.encode(), _verdict_json(verdict), JSON_HEADERS),
+    key = claim_id.encode()
+    rule_ids = tuple(f.rule_id for f in verdict.findings)
+
+    def dead_letter() -> Outcome:
+        return _dead_letter(
+            record, source, topics, VERDICT_TOO_LARGE, _too_large(verdict), started
+        )
+
+    def compact() -> Outcome:
+        smaller = compact_verdict(verdict)
+        return Outcome(
+            "verdict",
+            OutRecord(out_topic, key, _verdict_json(smaller), JSON_HEADERS),
+            source,
+            claim_id,
+            smaller.verdict,
+            tuple(f.rule_id for f in smaller.findings),
+            smaller.event_id,
+            None,
+            None,
+            _ms_since(started),
+            dead_letter,
+        )
+
+    return Outcome(
         "verdict",
-        {
-            "claim_id": claim_id,
-            "verdict": verdict.verdict,
-            "rule_ids": [f.rule_id for f in verdict.findings],
-            "rule_table_version": verdict.rule_table_version,
-            "event_id": verdict.event_id,
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "published_to": out_topic,
-            "duration_ms": _ms_since(started),
-        },
+        OutRecord(out_topic, key, _verdict_json(verdict), JSON_HEADERS),
+        source,
+        claim_id,
+        verdict.verdict,
+        rule_ids,
+        verdict.event_id,
+        None,
+        None,
+        _ms_since(started),
+        compact,
     )
 
 
+def compact_verdict(verdict: VerdictEvent) -> VerdictEvent:
+    """The verdict with one finding per rule id (the first of each): same verdict, same id, a
+    size bounded by the catalogue rather than by the claim."""
+    seen: set[str] = set()
+    kept = []
+    for f in verdict.findings:
+        if f.rule_id not in seen:
+            seen.add(f.rule_id)
+            kept.append(f)
+    return verdict.model_copy(update={"findings": tuple(kept)})
+
+
+def _too_large(verdict: VerdictEvent) -> str:
+    return f"the verdict ({len(verdict.findings)} findings) is over the broker's size limit"
+
+
 def _dead_letter(
-    record: InputRecord, topics: Topics, reason: str, detail: str, started: float
-) -> Routed:
+    record: InputRecord,
+    source: Source,
+    topics: Topics,
+    reason: str,
+    detail: str,
+    started: float,
+) -> Outcome:
     kept = tuple(
         (name, value)
         for name, value in record.headers
@@ -154,31 +247,38 @@ def _dead_letter(
         ("x-dlq-group", topics.group_id.encode()),
     )
     dropped = f"{len(record.value or b'')} bytes, over the size limit".encode()
-    # Sent instead, without the value, if the original plus our headers is too large.
+    # Sent instead, without the value, if the original plus our headers is too large; and
+    # last, without the original key and headers either.
+    bare = OutRecord(
+        topic=topics.dead_letter,
+        key=None,
+        value=b"",
+        headers=(*why, ("x-dlq-value-dropped", dropped), ("x-dlq-key-dropped", b"true")),
+    )
     stripped = OutRecord(
         topic=topics.dead_letter,
         key=record.key,
         value=b"",
         headers=(*kept, *why, ("x-dlq-value-dropped", dropped)),
+        fallback=bare,
     )
-    return Routed(
-        out=OutRecord(
+    return Outcome(
+        "dead_letter",
+        OutRecord(
             topic=topics.dead_letter,
             key=record.key,
             value=record.value,
             headers=(*kept, *why),
             fallback=stripped,
         ),
-        event="dead_lettered",
-        fields={
-            "reason": reason,
-            "detail": detail[:_DETAIL_LIMIT],
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "published_to": topics.dead_letter,
-            "duration_ms": _ms_since(started),
-        },
+        source,
+        None,
+        None,
+        (),
+        None,
+        reason,
+        detail[:_DETAIL_LIMIT],
+        _ms_since(started),
     )
 
 

@@ -21,8 +21,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "ENV_PREFIX",
+    "BrakeSettings",
     "ConfigError",
     "ConsumerSettings",
+    "HealthSettings",
     "HttpSettings",
     "KafkaSettings",
     "LogSettings",
@@ -203,6 +205,16 @@ class ConsumerSettings(BaseModel):
     heartbeat_interval_ms: int = Field(
         3_000, ge=100, description="Heartbeat interval; about a third of session_timeout_ms."
     )
+    fetch_max_bytes: int = Field(
+        52_428_800,
+        ge=1_048_576,
+        description="Most bytes one fetch returns across partitions (bounds memory per batch).",
+    )
+    max_partition_fetch_bytes: int = Field(
+        1_048_576,
+        ge=65_536,
+        description="Most bytes one fetch returns per partition.",
+    )
 
     @model_validator(mode="after")
     def _heartbeat_inside_session(self) -> Self:
@@ -227,14 +239,35 @@ class PublishSettings(BaseModel):
     max_batch_size: int = Field(
         262_144, ge=16_384, description="Producer batch size per partition, in bytes."
     )
-    compression_type: Literal["none", "gzip"] = Field(
-        "none", description="Compression of produced batches."
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "none", description="Compression of produced batches (every codec is installed)."
     )
     retry_initial_s: float = Field(
         0.2, gt=0, le=60, description="First backoff after a failed publish, in seconds."
     )
     retry_max_s: float = Field(
         10.0, gt=0, le=600, description="Backoff cap; it doubles from retry_initial_s up to this."
+    )
+    batch_deadline_s: float = Field(
+        60.0,
+        gt=0,
+        le=3_600,
+        description="A batch not acknowledged within this long is handed back uncommitted and "
+        "consumed again (keeps the consumer polling, so it stays in its group).",
+    )
+    give_up_after_s: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="Publishing failing for this long without a success: the service exits "
+        "(code 5) so the orchestrator restarts it and an operator is told.",
+    )
+    max_producer_rebuilds: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="New producers built for one batch after the producer's own state broke "
+        "(out-of-order sequence, unknown producer id, fenced epoch) before giving up (code 5).",
     )
 
     @model_validator(mode="after")
@@ -277,6 +310,58 @@ class HttpSettings(BaseModel):
         ge=0,
         le=60,
         description="Readiness: how long a broker answer is reused, so probes do not hammer it.",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="A connection whose request headers have not arrived within this long is "
+        "closed.",
+    )
+
+
+class HealthSettings(BaseModel):
+    """The bounds behind /health/ready and /health/live."""
+
+    model_config = _GROUP
+
+    publish_failing_s: float = Field(
+        15.0,
+        gt=0,
+        le=3_600,
+        description="Readiness fails once publishing has been failing for this long.",
+    )
+    stalled_s: float = Field(
+        60.0,
+        gt=0,
+        le=3_600,
+        description="Readiness fails when there is lag and no batch has completed for this long.",
+    )
+    loop_blocked_s: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="Liveness fails after the event loop was blocked for longer than this.",
+    )
+
+
+class BrakeSettings(BaseModel):
+    """The internal-error brake: a bug that fails most claims stops the service (exit code 6)
+    instead of dead-lettering the stream."""
+
+    model_config = _GROUP
+
+    internal_error_max_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Most records of the recent window that may fail with an internal error.",
+    )
+    internal_error_window: int = Field(
+        1_000, ge=1, description="How many recent records the share is taken over."
+    )
+    internal_error_min_records: int = Field(
+        20, ge=1, description="Records seen before the brake can trip."
     )
 
 
@@ -323,6 +408,12 @@ class Settings(BaseSettings):
     tracing: TracingSettings = Field(
         default_factory=TracingSettings, description="OpenTelemetry tracing."
     )
+    health: HealthSettings = Field(
+        default_factory=HealthSettings, description="Readiness and liveness bounds."
+    )
+    brake: BrakeSettings = Field(
+        default_factory=BrakeSettings, description="The internal-error brake."
+    )
     rule_table_dir: Path | None = Field(
         None,
         description=(
@@ -344,6 +435,11 @@ class Settings(BaseSettings):
         if self.publish.retry_max_s * 1000 * 4 > self.consumer.max_poll_interval_ms:
             raise ValueError(
                 "publish.retry_max_s must stay below a quarter of consumer.max_poll_interval_ms"
+            )
+        # A batch still retrying when the poll interval runs out would leave the group.
+        if self.publish.batch_deadline_s * 1000 * 2 > self.consumer.max_poll_interval_ms:
+            raise ValueError(
+                "publish.batch_deadline_s must stay below half of consumer.max_poll_interval_ms"
             )
         return self
 

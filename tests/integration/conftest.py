@@ -28,8 +28,10 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 
+from service.settings import KafkaSettings
+from service.topics import create_topics, delete_topics
 from tests.support import RecordReading
 
 REPO = Path(__file__).resolve().parents[2]
@@ -194,19 +196,13 @@ async def topics(kafka_bootstrap: str, request: pytest.FixtureRequest) -> AsyncI
         dead_letter=f"{base}.dead-letter",
         group=f"{base}-group",
     )
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
     all_names = [names.submitted, *names.outputs]
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    await create_topics(kafka, all_names, partitions=PARTITIONS)
     try:
-        await admin.create_topics(
-            [NewTopic(n, num_partitions=PARTITIONS, replication_factor=1) for n in all_names]
-        )
         yield names
     finally:
-        try:
-            await admin.delete_topics(all_names)
-        finally:
-            await admin.close()
+        await delete_topics(kafka, all_names)
 
 
 # ------------------------------------------------------------------ clients ----

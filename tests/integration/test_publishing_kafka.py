@@ -55,7 +55,7 @@ async def test_records_land_where_aiokafka_puts_their_keys_in_order_with_headers
     await producer.start()
     try:
         publisher = BatchPublisher(lambda: producer, initial_backoff_s=0.05, max_backoff_s=0.2)
-        attempts = await publisher.publish([*records, keyless, oversized])
+        attempts = (await publisher.publish([*records, keyless, oversized])).attempts
     finally:
         await producer.stop()
     # The same keys sent one by one by a plain aiokafka producer (its default partitioner).

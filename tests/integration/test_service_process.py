@@ -325,7 +325,11 @@ async def test_unreachable_broker_at_start_exits_1_with_a_reason(tmp_path: Path)
     code = service.wait(60)
     assert 1 == code
     [failed] = service.events("startup_failed")
-    assert failed["error"]
+    assert failed["error"] in ("ConnectionRefusedError", "KafkaConnectionError")
+    assert failed["error_detail"].startswith("no Kafka broker answered at 127.0.0.1:9 (")
+    assert "\n" not in failed["error_detail"]
+    # What was opened is closed: no unclosed-client complaint after the reason.
+    assert "Unclosed" not in service.log_path.read_text()
 
 
 async def test_bad_configuration_exits_before_connecting_and_names_the_variable(

@@ -260,3 +260,63 @@ def test_verdict_lines_are_written_once_per_batch_and_in_order_with_other_lines(
         "CLM-4",
         "CLM-5",
     ] == [line.get("claim_id", line["event"]) for line in lines]
+
+
+# ------------------------------------------------------------------ hygiene ----
+
+
+def _json_lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    flush_logs()
+    return [orjson.loads(line) for line in stream.getvalue().splitlines() if line]
+
+
+def test_client_protocol_loggers_never_log_below_info_even_at_debug() -> None:
+    """At DEBUG the Kafka client logs its requests, SASL authentication with the password
+    among them; its loggers stay at INFO whatever the service's level."""
+    stream = io.StringIO()
+    configure_logging(
+        Settings(log=LogSettings(format="json", level="DEBUG")), stream=stream, cache=False
+    )
+    logging.getLogger("aiokafka.conn").debug("SaslAuthenticate %s", "password=hunter2")
+    logging.getLogger("aiokafka.conn").info("connected")
+    structlog.get_logger("claims_validator.test").debug("ours_at_debug")
+
+    text = stream.getvalue() + "".join(orjson.dumps(x).decode() for x in _json_lines(stream))
+    assert "hunter2" not in text
+    events = [line["event"] for line in _json_lines(stream)]
+    assert "connected" in events
+    assert "ours_at_debug" in events
+
+
+def test_repeated_client_errors_are_rate_limited_and_the_rest_counted() -> None:
+    clock = [0.0]
+    stream = io.StringIO()
+    configure_logging(Settings(log=LogSettings(format="json")), stream=stream, cache=False)
+    handler = logging.getLogger().handlers[0]
+    limiter = next(f for f in handler.filters if type(f).__name__ == "_RateLimit")
+    limiter._clock = lambda: clock[0]  # type: ignore[attr-defined]
+    client = logging.getLogger("aiokafka.consumer.group_coordinator")
+    for _ in range(1000):
+        client.error("Error sending %s to node %s", "Heartbeat", 1)
+    clock[0] = 31.0
+    client.error("Error sending %s to node %s", "Heartbeat", 1)
+
+    lines = [x for x in _json_lines(stream) if x.get("logger") == client.name]
+    assert 6 == len(lines)  # 5 in the first period, then the first of the next
+    assert 995 == lines[-1]["suppressed_before"]
+
+
+def test_a_commit_refused_by_a_rebalance_is_a_warning_not_critical() -> None:
+    from aiokafka.errors import CommitFailedError  # type: ignore[import-untyped]
+
+    stream = io.StringIO()
+    configure_logging(Settings(log=LogSettings(format="json")), stream=stream, cache=False)
+    try:
+        raise CommitFailedError("group rebalanced")
+    except CommitFailedError as exc:
+        framework_logger().log(logging.CRITICAL, repr(exc), exc_info=exc)
+
+    [line] = _json_lines(stream)
+    assert "warning" == line["level"]
+    assert line["event"].startswith("commit_refused_by_rebalance (CommitFailedError)")
+    assert "exception" not in line

@@ -17,8 +17,9 @@ from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from structlog.testing import capture_logs
 
-from service.app import EXIT_STARTUP_FAILED, create_app, serve
-from service.health import CHECKS, Readiness
+from service.app import create_app, serve
+from service.exitcodes import ExitCode
+from service.health import BASE_CHECKS, CHECKS, Readiness
 from service.observability import HttpServer, telemetry_middlewares
 from service.ruletable.compiled import RuleTable
 from service.settings import HttpSettings, Settings, TracingSettings
@@ -72,7 +73,7 @@ async def test_ready_when_every_check_passes() -> None:
     report = await readiness().report()
 
     assert report.ready
-    assert {"status": "ready", "failed": [], "checks": dict.fromkeys(CHECKS, "ok")} == (
+    assert {"status": "ready", "failed": [], "checks": dict.fromkeys(BASE_CHECKS, "ok")} == (
         report.body()
     )
 
@@ -211,7 +212,7 @@ async def test_a_taken_port_stops_the_start_before_the_broker_is_touched(
         with capture_logs() as logs:
             code = await serve(app, settings)
 
-    assert EXIT_STARTUP_FAILED == code
+    assert ExitCode.INPUT == code
     assert not producer.started  # the app's start-up hooks never ran
     [failed] = [e for e in logs if e["event"] == "startup_failed"]
     assert port == failed["http_port"]

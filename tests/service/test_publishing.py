@@ -100,7 +100,7 @@ async def test_backoff_doubles_from_initial_up_to_max() -> None:
     publisher = BatchPublisher(
         lambda: producer, initial_backoff_s=0.5, max_backoff_s=3.0, sleep=sleep
     )
-    attempts = await publisher.publish([OutRecord("t", b"k", b"v", ())])
+    attempts = (await publisher.publish([OutRecord("t", b"k", b"v", ())])).attempts
 
     assert 7 == attempts
     assert [0.5, 1.0, 2.0, 3.0, 3.0, 3.0] == slept
@@ -275,7 +275,7 @@ async def test_keyed_records_are_packed_where_the_java_client_would_put_them_in_
         )
         for i in range(600)
     ]
-    assert 1 == await _publisher(producer).publish(records)
+    assert 1 == (await _publisher(producer).publish(records)).attempts
 
     assert 0 == producer.sends
     assert sorted(r.value or b"" for r in records) == sorted(v or b"" for *_, v in producer.placed)
@@ -336,7 +336,7 @@ async def test_a_failed_batch_is_resent_with_the_later_records_of_its_keys_only(
         OutRecord("t", key_a, b"A-2", ()),
     ]
     with capture_logs() as logs:
-        assert 2 == await _publisher(producer).publish(records)
+        assert 2 == (await _publisher(producer).publish(records)).attempts
 
     assert 5 == len(producer.batches)  # 3 + (A-1, A-2) again
     values_of_a = [s.value for s in producer.acked if s.key == key_a]
@@ -366,7 +366,7 @@ async def test_send_batch_raising_is_retried_with_backoff_until_acknowledged() -
     # One claim: one batch per attempt.
     records = [OutRecord("t", b"CLM-1", f"v{i}".encode(), ()) for i in range(40)]
 
-    assert 4 == await publisher.publish(records)
+    assert 4 == (await publisher.publish(records)).attempts
     assert [0.5, 1.0, 2.0] == slept
     assert [r.value for r in records] == [s.value for s in producer.acked]
 
@@ -379,7 +379,7 @@ async def test_unknown_partitions_fail_the_records_of_that_topic_and_are_retried
     )
     records = [OutRecord("t", f"CLM-{i}".encode(), b"v", ()) for i in range(30)]
     with capture_logs() as logs:
-        assert 2 == await _publisher(producer).publish(records)
+        assert 2 == (await _publisher(producer).publish(records)).attempts
 
     assert 2 == producer.partition_lookups
     assert 30 == len(producer.acked)
@@ -406,7 +406,7 @@ async def test_an_oversized_record_fails_as_send_would_and_a_dead_letter_falls_b
     )
     producer = BatchingProducer()
     records = [OutRecord("claims.accepted", b"CLM-1", b"ok", ()), dead]
-    assert 2 == await _publisher(producer, max_request_size=1000).publish(records)
+    assert 2 == (await _publisher(producer, max_request_size=1000).publish(records)).attempts
 
     assert [b"ok"] == [s.value for s in producer.acked if s.topic == "claims.accepted"]
     [sent_dead] = [s for s in producer.acked if s.topic == "claims.dead-letter"]
@@ -424,7 +424,7 @@ async def test_publish_returns_only_once_every_batch_is_acknowledged() -> None:
     assert producer.batches  # handed over ...
     assert not task.done()  # ... but not acknowledged: no commit may follow yet
     producer.hold.set()
-    assert 1 == await asyncio.wait_for(task, 5)
+    assert 1 == (await asyncio.wait_for(task, 5)).attempts
     assert 10 == len(producer.acked)
 
 
