@@ -43,14 +43,16 @@ class _SwappedHeaderKey(BatchBuilder):  # type: ignore[misc]
 
 async def produce_raw_header_key(
     bootstrap: str, topic: str, key: bytes, value: bytes, partition: int = 0
-) -> None:
-    """One record whose header key is the non-UTF-8 BAD_KEY."""
+) -> int:
+    """One record whose header key is the non-UTF-8 BAD_KEY; its offset."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
     await producer.start()
     try:
         batch = _SwappedHeaderKey(16_384, 0)  # 0: no compression
         batch.append(timestamp=None, key=key, value=value, headers=[(PLACEHOLDER_KEY, b"v")])
-        await (await producer.send_batch(batch, topic, partition=partition))
+        metadata = await (await producer.send_batch(batch, topic, partition=partition))
+        offset: int = metadata.offset
+        return offset
     finally:
         await producer.stop()
 

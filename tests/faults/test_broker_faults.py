@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 
-from service.app import EXIT_SHUTDOWN_TIMEOUT
+from service.exitcodes import ExitCode
 from tests.faults.conftest import FaultBroker, FaultReport, create_topics, delete_topics
 from tests.faults.probes import ReadinessLog, http_port, probing
 from tests.faults.streams import (
@@ -220,8 +220,13 @@ async def test_output_topic_deleted_the_service_reports_the_stall_then_publishes
         bootstrap,
         fault_topics,
         tmp_path / "service.log",
-        # A publish to a topic without metadata fails after the request timeout: keep it short.
-        extra={"CLAIMS_KAFKA__REQUEST_TIMEOUT_MS": "10000"},
+        extra={
+            # A publish to a topic without metadata fails after the request timeout, and
+            # readiness fails once publishing has failed for health.publish_failing_s: keep
+            # both short.
+            "CLAIMS_KAFKA__REQUEST_TIMEOUT_MS": "10000",
+            "CLAIMS_HEALTH__PUBLISH_FAILING_S": "5",
+        },
     )
     services.append(service)
     port = await http_port(service)
@@ -274,7 +279,7 @@ async def test_output_topic_deleted_the_service_reports_the_stall_then_publishes
 
 
 @pytest.mark.timeout(240)
-async def test_sigterm_while_the_broker_is_away_exits_4_within_the_bound_and_loses_nothing(
+async def test_sigterm_while_the_broker_is_away_exits_within_the_bound_and_loses_nothing(
     fault_broker: FaultBroker,
     fault_topics: Topics,
     services: list[ServiceProcess],
@@ -321,6 +326,6 @@ async def test_sigterm_while_the_broker_is_away_exits_4_within_the_bound_and_los
     assert len(ids) == outcome.verdicts_out
     # The bound, plus the moment a process needs to exit after its event loop returned.
     assert took < SHUTDOWN_BOUND_S + 2, f"exited {took:.1f} s after SIGTERM"
-    assert EXIT_SHUTDOWN_TIMEOUT == code
+    assert ExitCode.SHUTDOWN_ABANDONED == code
     second.terminate()
     assert 0 == second.wait(SHUTDOWN_BOUND_S + 5)
