@@ -21,13 +21,14 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 
+from service.settings import KafkaSettings
+from service.topics import create_topics, delete_topics
 from tests.integration.conftest import (
     LOCAL_SCRIPT,
     PARTITIONS,
@@ -113,36 +114,6 @@ def fault_broker() -> Iterator[FaultBroker]:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-async def create_topics(
-    bootstrap: str, names: list[str], configs: Mapping[str, Mapping[str, str]] | None = None
-) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(
-                    n,
-                    num_partitions=PARTITIONS,
-                    replication_factor=1,
-                    topic_configs=dict((configs or {}).get(n, {})),
-                )
-                for n in names
-            ]
-        )
-    finally:
-        await admin.close()
-
-
-async def delete_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics(names)
-    finally:
-        await admin.close()
-
-
 @pytest.fixture
 async def fault_topics(
     fault_broker: FaultBroker, request: pytest.FixtureRequest
@@ -159,12 +130,13 @@ async def fault_topics(
         group=f"{base}-group",
     )
     every = [names.submitted, *names.outputs]
-    await create_topics(fault_broker.bootstrap, every)
+    kafka = KafkaSettings(bootstrap_servers=fault_broker.bootstrap)
+    await create_topics(kafka, every, partitions=PARTITIONS)
     yield names
     if await fault_broker.answers():
         # A topic the test deleted itself fails the call; the data goes with the reset anyway.
         with contextlib.suppress(Exception):
-            await delete_topics(fault_broker.bootstrap, every)
+            await delete_topics(kafka, every)
 
 
 @pytest.fixture
