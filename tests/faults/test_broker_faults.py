@@ -33,7 +33,7 @@ from tests.integration.conftest import (
     committed_and_end,
 )
 
-pytestmark = [pytest.mark.faults, pytest.mark.kafka]
+pytestmark = [pytest.mark.faults]
 
 SHUTDOWN_BOUND_S = 10  # CLAIMS_SHUTDOWN_TIMEOUT_S of ServiceProcess
 LOT = 60_000

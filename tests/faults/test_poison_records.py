@@ -39,7 +39,7 @@ from tests.integration.conftest import (
 )
 from tests.service.claims import claim_event, encode
 
-pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 
 SHUTDOWN_BOUND_S = 10  # CLAIMS_SHUTDOWN_TIMEOUT_S of ServiceProcess
 GOOD = 50

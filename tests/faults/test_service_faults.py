@@ -23,7 +23,7 @@ from tests.faults.streams import (
 )
 from tests.integration.conftest import ServiceProcess, Topics
 
-pytestmark = [pytest.mark.faults, pytest.mark.kafka]
+pytestmark = [pytest.mark.faults]
 
 SHUTDOWN_BOUND_S = 10  # CLAIMS_SHUTDOWN_TIMEOUT_S of ServiceProcess
 

@@ -21,7 +21,7 @@ from tests.faults.probes import http_port, rss_kib
 from tests.faults.streams import SteadyProducer, read_outcome, wait_committed
 from tests.integration.conftest import ServiceProcess, Topics
 
-pytestmark = [pytest.mark.faults, pytest.mark.kafka]
+pytestmark = [pytest.mark.faults]
 
 SHUTDOWN_BOUND_S = 10  # CLAIMS_SHUTDOWN_TIMEOUT_S of ServiceProcess
 RATE = 2_000
