@@ -20,7 +20,7 @@ def recover_text(figures: dict[str, Any]) -> str:
         return "n/a"
     low, high = f"{min(times):.1f}", f"{max(times):.1f}"
     span = low if low == high else f"{low}-{high}"
-    return f"{span} s" if len(times) == 1 else f"{span} s (each of {len(times)})"
+    return f"{span} s" if len(times) == 1 else f"{span} s ({len(times)} faults)"
 
 
 def row(scenario: str, figures: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ from service.exitcodes import ExitCode
 from service.settings import KafkaSettings
 from service.topics import delete_topics
 from tests.faults.conftest import FaultBroker, FaultReport
-from tests.faults.probes import ReadinessLog, http_port, probing
+from tests.faults.probes import ReadinessLog, http_port, log_events, probing, wait_event
 from tests.faults.streams import (
     claim_records,
     output_records,
@@ -93,10 +93,12 @@ async def _broker_faults(
     topics: Topics,
     services: list[ServiceProcess],
     tmp_path: Path,
+    report: FaultReport,
+    scenario: str,
     *,
     kill: bool,
     times: int,
-) -> dict[str, object]:
+) -> None:
     bootstrap = broker.bootstrap
     service = ServiceProcess(bootstrap, topics, tmp_path / "service.log")
     services.append(service)
@@ -118,17 +120,18 @@ async def _broker_faults(
             recover_s.append(round(recovered, 2))
             ready_s.append(round(ready_after, 2))
     outcome = await read_outcome(bootstrap, topics, ids)
+    report.record(
+        scenario,
+        **outcome.figures(),
+        faults=times,
+        recover_s=recover_s,
+        ready_again_s=ready_s,
+        duration_s=round(time.monotonic() - started, 1),
+    )
     outcome.assert_delivered()
     assert len(ids) == outcome.verdicts_out
     service.terminate()
     assert 0 == service.wait(SHUTDOWN_BOUND_S + 5)
-    return {
-        **outcome.figures(),
-        "faults": times,
-        "recover_s": recover_s,
-        "ready_again_s": ready_s,
-        "duration_s": round(time.monotonic() - started, 1),
-    }
 
 
 @pytest.mark.timeout(420)
@@ -142,10 +145,16 @@ async def test_broker_stopped_for_20_s_three_times_mid_stream_the_service_recove
     """Each outage: /health/ready says 503 while the broker is away and 200 after; the same
     process publishes again by itself (no producer left wedged on OutOfOrderSequenceNumber),
     every claim gets its verdict and the offsets are committed to the end."""
-    figures = await _broker_faults(
-        fault_broker, fault_topics, services, tmp_path, kill=False, times=STOPS
+    await _broker_faults(
+        fault_broker,
+        fault_topics,
+        services,
+        tmp_path,
+        fault_report,
+        f"broker stopped {OUTAGE_S} s (x{STOPS})",
+        kill=False,
+        times=STOPS,
     )
-    fault_report.record(f"broker stopped {OUTAGE_S} s (x{STOPS})", **figures)
 
 
 @pytest.mark.timeout(240)
@@ -158,10 +167,16 @@ async def test_broker_jvm_killed_mid_stream_the_service_recovers_by_itself(
 ) -> None:
     """kill -9 of the broker JVM (no controlled shutdown, producer state not snapshotted),
     restarted after the outage: the service recovers by itself and loses nothing."""
-    figures = await _broker_faults(
-        fault_broker, fault_topics, services, tmp_path, kill=True, times=1
+    await _broker_faults(
+        fault_broker,
+        fault_topics,
+        services,
+        tmp_path,
+        fault_report,
+        "broker JVM kill -9",
+        kill=True,
+        times=1,
     )
-    fault_report.record("broker JVM kill -9", **figures)
 
 
 async def _recreate(bootstrap: str, topic: str, timeout_s: float = 60) -> None:
@@ -291,45 +306,53 @@ async def test_output_topic_deleted_the_service_reports_the_stall_then_publishes
 
 
 @pytest.mark.timeout(240)
-async def test_sigterm_while_the_broker_is_away_exits_within_the_bound_and_loses_nothing(
+async def test_sigterm_while_a_batch_cannot_be_published_exits_within_the_bound_and_loses_nothing(
     fault_broker: FaultBroker,
     fault_topics: Topics,
     services: list[ServiceProcess],
     tmp_path: Path,
     fault_report: FaultReport,
 ) -> None:
-    """SIGTERM when the batch in flight cannot be drained (its verdicts have no broker to go
-    to): the process still exits within the shutdown bound, with EXIT_SHUTDOWN_TIMEOUT rather
-    than 0 (nothing was committed for that batch); a new process judges it after the broker is
-    back, nothing lost."""
+    """SIGTERM when the batch in flight cannot be drained (the flagged topic is gone, so its
+    sends fail and are retried): the process still exits within the shutdown bound, with
+    SHUTDOWN_ABANDONED rather than 0 and an error line (nothing was committed for that batch);
+    a new process judges the batch once the topic is back, nothing lost."""
     bootstrap = fault_broker.bootstrap
-    service = ServiceProcess(bootstrap, fault_topics, tmp_path / "first.log")
+    service = ServiceProcess(
+        bootstrap,
+        fault_topics,
+        tmp_path / "first.log",
+        # Sends to a topic without metadata fail (and are retried) after this long.
+        extra={"CLAIMS_KAFKA__REQUEST_TIMEOUT_MS": "5000"},
+    )
     services.append(service)
     await http_port(service)
-    lot = claim_records("T", 0, LOT)
+    await produce_fast(bootstrap, fault_topics.submitted, claim_records("A", 0, 2_000))
+    await wait_committed(bootstrap, fault_topics, 60)
+    await delete_topics(KafkaSettings(bootstrap_servers=bootstrap), [fault_topics.flagged])
+    await _topic_gone(bootstrap, fault_topics.flagged)
+    lot = claim_records("T", 0, 2_000)
     ids = {key.decode() for key, _ in lot}
     await produce_fast(bootstrap, fault_topics.submitted, lot)
-    await wait_outputs(bootstrap, fault_topics, above=2_000, timeout_s=60)
-    assert await output_records(bootstrap, fault_topics) < LOT, "the lot was done too soon"
-    await asyncio.to_thread(fault_broker.stop)
-    started = time.monotonic()
+    # A batch is in flight and cannot be published: its sends have failed once.
+    await wait_event(service, "publish_retry", timeout_s=60)
 
-    signalled = time.monotonic()
+    started = time.monotonic()
     service.terminate()
     code = await asyncio.to_thread(service.wait, SHUTDOWN_BOUND_S + 10)
-    took = time.monotonic() - signalled
-    await asyncio.to_thread(fault_broker.start)
-    at_up = await output_records(bootstrap, fault_topics)
+    took = time.monotonic() - started
+    await _recreate(bootstrap, fault_topics.flagged)
+    at_back = await output_records(bootstrap, fault_topics)
     second = ServiceProcess(bootstrap, fault_topics, tmp_path / "second.log")
     services.append(second)
-    recover_s = await wait_outputs(bootstrap, fault_topics, above=at_up, timeout_s=60)
+    recover_s = await wait_outputs(bootstrap, fault_topics, above=at_back, timeout_s=60)
     await wait_committed(bootstrap, fault_topics, 120)
     outcome = await read_outcome(bootstrap, fault_topics, ids)
     fault_report.record(
-        "service SIGTERM while the broker is away",
+        "service SIGTERM while a batch cannot be published",
         **outcome.figures(),
         faults=1,
-        exit_code=code,
+        exit_code=int(code),
         stop_s=[round(took, 2)],
         recover_s=[round(recover_s, 2)],
         duration_s=round(time.monotonic() - started, 1),
@@ -339,5 +362,9 @@ async def test_sigterm_while_the_broker_is_away_exits_within_the_bound_and_loses
     # The bound, plus the moment a process needs to exit after its event loop returned.
     assert took < SHUTDOWN_BOUND_S + 2, f"exited {took:.1f} s after SIGTERM"
     assert ExitCode.SHUTDOWN_ABANDONED == code
+    said = log_events(service, "shutdown_timed_out") + log_events(
+        service, "shutdown_abandoned_batch"
+    )
+    assert ["error"] == [line["level"] for line in said], "no error line says why"
     second.terminate()
     assert 0 == second.wait(SHUTDOWN_BOUND_S + 5)
