@@ -41,6 +41,7 @@ LOT = 60_000
 OUTAGE_S = 20
 STOPS = 3
 """The OutOfOrderSequenceNumber wedge did not show after every outage: several per run."""
+REQUEST_TIMEOUT_MS = 5_000
 PROBE_LAG_S = 4.0
 """Readiness may lag a change by its ping timeout and ping cache (1 s + 2 s) plus a probe."""
 
@@ -100,7 +101,14 @@ async def _broker_faults(
     times: int,
 ) -> None:
     bootstrap = broker.bootstrap
-    service = ServiceProcess(bootstrap, topics, tmp_path / "service.log")
+    service = ServiceProcess(
+        bootstrap,
+        topics,
+        tmp_path / "service.log",
+        # Below the outage: sends in flight time out and are resent while the broker is away,
+        # the path on which an idempotent producer can be left failing every resend.
+        extra={"CLAIMS_KAFKA__REQUEST_TIMEOUT_MS": str(REQUEST_TIMEOUT_MS)},
+    )
     services.append(service)
     port = await http_port(service)
     ids: set[str] = set()
@@ -126,6 +134,8 @@ async def _broker_faults(
         faults=times,
         recover_s=recover_s,
         ready_again_s=ready_s,
+        publish_retries=len(log_events(service, "publish_retry")),
+        producer_rebuilds=len(log_events(service, "producer_rebuild")),
         duration_s=round(time.monotonic() - started, 1),
     )
     outcome.assert_delivered()
