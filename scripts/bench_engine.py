@@ -18,7 +18,7 @@ from typing import Any
 
 from service.decode import Readable, decode
 from service.engine import evaluate
-from service.ruletable.load import default_table
+from service.tables import default_table
 from service.verdicts import judge
 
 PAYERS = ("MEDICARE", "AETNA", "BCBS", "CIGNA", "UHC")

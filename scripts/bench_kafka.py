@@ -554,6 +554,7 @@ def passthrough() -> int:
     from datetime import datetime
 
     from service.app import create_app, serve, tune_gc
+    from service.limits import Limits
     from service.logs import configure_logging
     from service.routing import InputRecord, Outcome, OutRecord, Source, Topics
     from service.ruletable.compiled import RuleTable
@@ -563,7 +564,9 @@ def passthrough() -> int:
     settings = load_settings().model_copy(update={"http": HttpSettings(enabled=False)})
     configure_logging(settings)
 
-    def copy(record: InputRecord, table: RuleTable, topics: Topics, *, now: datetime) -> Outcome:
+    def copy(
+        record: InputRecord, table: RuleTable, topics: Topics, *, now: datetime, limits: Limits
+    ) -> Outcome:
         return Outcome(
             "copied",
             OutRecord(out_topic, record.key, record.value, tuple(record.headers)),

@@ -20,6 +20,12 @@ trap cleanup EXIT
 echo "==> service started (pid $SERVICE, JSON logs in $LOG)" >&2
 
 status=0; "$PY" "$ROOT/scripts/demo.py" "$@" || status=$?
+PAGE="http://127.0.0.1:${CLAIMS_HTTP__PORT:-8000}/"
+echo "==> the same service serves the what-if page and the HTTP API at $PAGE" >&2
+if [[ -t 0 && "$status" == 0 ]]; then
+  # On a terminal, keep it serving so the page can be opened; Enter stops it.
+  read -r -p "==> open $PAGE in a browser; press Enter to stop the service " _ || true
+fi
 kill -TERM "$SERVICE"
 svc_status=0; wait "$SERVICE" || svc_status=$?
 echo "==> service stopped on SIGTERM with exit code $svc_status; last log lines:" >&2

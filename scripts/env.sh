@@ -35,3 +35,18 @@ ensure_broker() {
   fi
   BOOTSTRAP="127.0.0.1:${KAFKA_LOCAL_PORT:-19092}"
 }
+
+# The what-if page's browser test drives Debian's Chromium (Playwright never downloads one).
+# Installs it once, as root (CI and the developers' machines); elsewhere says how.
+ensure_chromium() {
+  if [[ -x /usr/bin/chromium ]]; then
+    return
+  fi
+  if [[ "$(id -u)" != 0 ]]; then
+    echo "==> the browser tests need Debian's Chromium: sudo apt-get install chromium" >&2
+    return
+  fi
+  echo "==> installing Debian's chromium for the browser tests" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >&2
+}

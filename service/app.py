@@ -7,8 +7,9 @@ start-up in the running loop, or the one handed in by a test), and start/stop ho
 SIGTERM/SIGINT, drains the batch in flight and returns the process exit code.
 
 The app is an `AsgiFastStream`: besides consuming, it answers `/metrics`, `/health/live` and
-`/health/ready` (`service.observability`), served by uvicorn in the same event loop from
-before the broker starts until after it stopped (`settings.http`; off for the benchmark's
+`/health/ready` (`service.observability`) and the HTTP API and what-if page (`service.web`,
+`settings.api`), served by uvicorn in the same event loop from before the broker starts
+until after it stopped (`settings.http`; off for the benchmark's
 pass-through consumer, a plain `FastStream`). Metrics: `service.metrics`; tracing (off by
 default): FastStream's OpenTelemetry middleware.
 
@@ -52,6 +53,7 @@ from service.publishing import BatchPublisher, Producer, build_producer
 from service.routing import Topics, route
 from service.ruletable.compiled import RuleTable
 from service.settings import Settings, load_settings
+from service.web.api import api_paths, create_api
 
 __all__ = [
     "ProducerSlot",
@@ -148,7 +150,7 @@ def rule_table(settings: Settings) -> RuleTable:
 
     A broken table raises `RuleTableError` naming the file, row and field: start-up stops there.
     """
-    from service.ruletable.load import default_table, load_table
+    from service.tables import default_table, load_table
 
     return load_table(settings.rule_table_dir) if settings.rule_table_dir else default_table()
 
@@ -200,6 +202,7 @@ def create_app(
         lifecycle=lifecycle,
         brake=InternalErrorBrake(settings.brake),
         judge=judge,
+        limits=settings.limits.limits(),
     )
     subscriber = register_handlers(broker, settings, handler, membership)
     metrics.consumer_lag.watch(subscriber)
@@ -246,9 +249,14 @@ def create_app(
     async def stop_watchdog() -> None:
         await watchdog.stop()
 
+    routes = http_routes(metrics, readiness, watchdog.problem)
+    if settings.api.enabled:
+        # FastStream routes by exact path, and every path of the API and page is fixed.
+        api = create_api(table, settings, metrics)
+        routes += [(path, api) for path in api_paths(api)]
     app = AsgiFastStream(
         broker,
-        asgi_routes=http_routes(metrics, readiness, watchdog.problem),
+        asgi_routes=routes,
         logger=framework_logger(),
         on_startup=[watchdog.start, slot.start],
         after_startup=[started],

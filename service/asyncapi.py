@@ -1,7 +1,8 @@
 """The AsyncAPI 3.0 document of the service: FastStream's, with the payloads the wire carries.
 
 FastStream generates the document (`app.schema.to_specification()`, what `faststream docs gen`
-runs) from the service app itself: the batch subscriber declared by `register_handlers` and
+runs) from the service app it is handed (built by the caller, the `schemas` command or a test,
+from `documented_settings()`): the batch subscriber declared by `register_handlers` and
 the three output publishers `declare_outputs` declares on the broker. Those publishers exist
 for the document only (the handler publishes through `BatchPublisher` with its own producer);
 their `schema=` gives the verdict channels the `VerdictEvent` schema.
@@ -20,24 +21,23 @@ The document is built from the settings' defaults, never from the environment, s
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
 from service.models.events import ClaimSubmitted, VerdictEvent
-from service.schemas import write_texts
 from service.settings import Settings, TopicSettings
 
 if TYPE_CHECKING:
+    from faststream.asgi import AsgiFastStream
     from faststream.kafka import KafkaBroker
 
 __all__ = [
     "ASYNCAPI_FILES",
     "asyncapi_document",
     "declare_outputs",
+    "documented_settings",
     "render_asyncapi",
-    "write_asyncapi",
 ]
 
 ASYNCAPI_JSON: Final = "asyncapi.json"
@@ -60,7 +60,8 @@ _BINDING_VERSION: Final = "0.4.0"
 
 _CLAIM_KEY: Final = {"type": "string", "description": "claim.claim_id of the event."}
 _DLQ_HEADERS: Final = {
-    "x-dlq-reason": "Why it is here: not-json, not-an-object, no-claim-id or internal-error.",
+    "x-dlq-reason": "Why it is here: too-large, not-json, not-an-object, no-claim-id or "
+    "internal-error.",
     "x-dlq-detail": "A short hint (at most 200 characters); never a payload excerpt.",
     "x-dlq-topic": "Topic the record was consumed from.",
     "x-dlq-partition": "Its partition (decimal).",
@@ -100,13 +101,8 @@ def documented_settings() -> Settings:
     return Settings.model_construct()
 
 
-def asyncapi_document(settings: Settings | None = None) -> dict[str, Any]:
-    """The AsyncAPI 3.0 document as a JSON-able dict."""
-    from service.app import create_app
-    from service.ruletable.load import default_table
-
-    settings = settings if settings is not None else documented_settings()
-    app = create_app(settings, table=default_table())
+def asyncapi_document(app: AsgiFastStream, settings: Settings) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of `app`, built from `settings`, as a JSON-able dict."""
     doc: dict[str, Any] = app.schema.to_specification().to_jsonable()
     doc["info"]["description"] = DESCRIPTION
     _complete(doc, settings.topics)
@@ -207,15 +203,11 @@ def _describe(
         message["headers"] = header_schema
 
 
-def render_asyncapi(settings: Settings | None = None) -> dict[str, str]:
-    """File name -> text, exactly as committed under `schemas/`."""
-    doc = asyncapi_document(settings)
+def render_asyncapi(app: AsgiFastStream, settings: Settings) -> dict[str, str]:
+    """File name -> text, exactly as committed under `schemas/` (for the app built from
+    `documented_settings()`)."""
+    doc = asyncapi_document(app, settings)
     return {
         ASYNCAPI_JSON: json.dumps(doc, indent=2, sort_keys=True) + "\n",
         ASYNCAPI_YAML: yaml.safe_dump(doc, sort_keys=True, allow_unicode=True, width=100),
     }
-
-
-def write_asyncapi(out_dir: Path) -> list[Path]:
-    """Write schemas/asyncapi.json and .yaml into `out_dir`; the paths written."""
-    return write_texts(out_dir, render_asyncapi())

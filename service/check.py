@@ -15,6 +15,7 @@ from typing import IO
 import orjson
 
 from service.decode import Unreadable
+from service.exitcodes import ExitCode
 from service.ruletable.compiled import RuleTable
 from service.verdicts import judge_raw
 
@@ -70,7 +71,7 @@ def check_files(paths: list[str], table: RuleTable) -> int:
     if missing:
         for path in missing:
             print(f"claims-validator check: no such file: {path}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     unreadable = check_lines(_read(paths), table, sys.stdout.buffer, sys.stderr.buffer)
     sys.stdout.flush()
-    return 1 if unreadable else 0
+    return ExitCode.INPUT if unreadable else ExitCode.OK

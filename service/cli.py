@@ -1,4 +1,4 @@
-"""The `claims-validator` command line: serve, check, rules, topics, docs, schemas.
+"""The `claims-validator` command line: serve, web, check, ingest, rules, topics, docs, schemas.
 
 Exit codes are `service.exitcodes.ExitCode`, the same in every command.
 """
@@ -24,12 +24,29 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("serve", help="consume claim.submitted events and publish verdicts")
 
+    web = commands.add_parser(
+        "web", help="serve the HTTP API and the what-if page alone, without Kafka"
+    )
+    web.add_argument("--host", metavar="HOST", help="address to listen on (CLAIMS_HTTP__HOST)")
+    web.add_argument("--port", type=int, metavar="PORT", help="port (CLAIMS_HTTP__PORT)")
+
     check = commands.add_parser(
         "check", help="judge claim.submitted events from JSON Lines files (or stdin), offline"
     )
     check.add_argument("files", nargs="*", metavar="FILE", help="JSON Lines files; '-' is stdin")
     check.add_argument(
         "--rules", type=Path, metavar="DIR", help="rule table directory (default: shipped table)"
+    )
+
+    ingest = commands.add_parser(
+        "ingest", help="turn X12 837P files into claim.submitted events (JSON Lines or --publish)"
+    )
+    ingest.add_argument("files", nargs="+", metavar="FILE", help="X12 005010X222A1 files")
+    ingest.add_argument(
+        "--publish", action="store_true", help="publish to the input topic instead of stdout"
+    )
+    ingest.add_argument(
+        "--payer-map", type=Path, metavar="CSV", help="x12_payer_id,payer_id rows (2010BB NM109)"
     )
 
     rules = commands.add_parser("rules", help="rule table maintenance")
@@ -65,21 +82,24 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
     # `rules import ...` forwards its own options to the importer's parser.
+    # The new table's catalogue must cover every rule the engine can emit.
     if args_list[:2] == ["rules", "import"]:
-        from service.ruletable.importer import main_import
+        from service.engine import RULE_IDS
+        from service.ruletable.importers.rebuild import main_import
 
-        return main_import(args_list[2:])
+        return main_import(args_list[2:], rule_ids=RULE_IDS)
     if args_list[:2] == ["rules", "import-mue"]:
-        from service.ruletable.mue import main_import_mue
+        from service.engine import RULE_IDS
+        from service.ruletable.importers.mue import main_import_mue
 
-        return main_import_mue(args_list[2:])
+        return main_import_mue(args_list[2:], rule_ids=RULE_IDS)
 
     try:
         args = _parser().parse_args(args_list)
     except SystemExit as exc:  # argparse exits 2 on usage errors and 0 on --help
         return int(exc.code or 0)
 
-    from service.ruletable.load import RuleTableError
+    from service.ruletable.files import RuleTableError
 
     try:
         return _dispatch(args)
@@ -99,12 +119,18 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"claims-validator: configuration error: {exc}", file=sys.stderr)
             return ExitCode.CONFIG
         return run(settings)
+    if args.command == "web":
+        return _web(args)
     if args.command == "check":
         from service.check import check_files
-        from service.ruletable.load import default_table, load_table
+        from service.tables import default_table, load_table
 
         table = load_table(args.rules) if args.rules else default_table()
         return check_files(args.files, table)
+    if args.command == "ingest":
+        from service.intake.ingest import main_ingest
+
+        return main_ingest(args.files, args.payer_map, args.publish)
     if args.command == "topics":  # "create"
         import asyncio
 
@@ -128,7 +154,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return ExitCode.OK
     if args.command == "docs":
         from service.docs import SECTIONS, render_section, update_readme
-        from service.ruletable.load import default_table
+        from service.tables import default_table
 
         if args.write is None:
             print("\n\n".join(render_section(name, default_table()) for name in SECTIONS))
@@ -136,7 +162,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"updated {args.write}")
         return ExitCode.OK
     if args.command == "rules":  # "show"
-        from service.ruletable.load import default_table
+        from service.tables import default_table
 
         table = default_table()
         print(f"version: {table.version}\ndigest:  {table.digest}")
@@ -146,9 +172,45 @@ def _dispatch(args: argparse.Namespace) -> int:
                   f" sha256 {p.source_sha256}")
         return ExitCode.OK
     if args.command == "schemas":
-        from service.schemas import write_schemas
-
-        for path in write_schemas(args.out):
+        for path in _write_schemas(args.out):
             print(path)
         return ExitCode.OK
     return ExitCode.USAGE
+
+
+def _write_schemas(out: Path) -> list[Path]:
+    """The event JSON Schemas and the AsyncAPI document of the app built from the settings'
+    defaults (never the environment, so the committed files are reproducible)."""
+    from service.app import create_app
+    from service.asyncapi import documented_settings, render_asyncapi
+    from service.event_schemas import render_schemas, write_texts
+    from service.tables import default_table
+    from service.web.document import render_openapi
+
+    settings = documented_settings()
+    app = create_app(settings, table=default_table())
+    return write_texts(
+        out, {**render_schemas(), **render_asyncapi(app, settings), **render_openapi()}
+    )
+
+
+def _web(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from service.settings import ConfigError, HttpSettings, load_settings
+    from service.web.standalone import run_web
+
+    try:
+        settings = load_settings()
+        given = {"host": args.host, "port": args.port}
+        http = HttpSettings.model_validate(
+            {**settings.http.model_dump(), **{k: v for k, v in given.items() if v is not None}}
+        )
+    except ConfigError as exc:
+        print(f"claims-validator: configuration error: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG
+    except ValidationError as exc:
+        fields = ", ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        print(f"claims-validator web: {fields}", file=sys.stderr)
+        return ExitCode.USAGE
+    return run_web(settings.model_copy(update={"http": http}))

@@ -14,10 +14,11 @@ class ExitCode(IntEnum):
     OK = 0
     """Done: every input was handled (serve: a clean drain after SIGTERM)."""
     INPUT = 1
-    """An input could not be used: an unreadable line or file, an unreachable or refusing
-    broker at start-up, a port already taken."""
+    """An input could not be used: an unreadable line, record or official file, an unreachable
+    or refusing broker at start-up, a port already taken."""
     USAGE = 2
-    """The command line is wrong."""
+    """The command line is wrong (`check` and `rules import` also say so of a file it names that
+    does not exist; `ingest` reports such a file as unreadable input and reads the others)."""
     CONFIG = 3
     """The configuration or the rule table is invalid; the message names the file or the
     setting and the field."""

@@ -30,6 +30,7 @@ from faststream.kafka import KafkaBroker, Topic
 from service.consuming import GuardedFetch, Membership, parse_batch
 from service.exitcodes import ExitCode
 from service.lifecycle import Lifecycle
+from service.limits import DEFAULT_LIMITS, Limits
 from service.logs import flush_logs, log_verdicts
 from service.publishing import BatchPublisher, PublishFailed, PublishStalled
 from service.routing import INTERNAL_ERROR, InputRecord, Outcome, Topics, route
@@ -113,6 +114,7 @@ class ClaimsHandler:
         lifecycle: Lifecycle | None = None,
         brake: InternalErrorBrake | None = None,
         judge: Judge = route,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self._table = table
         self._topics = topics
@@ -122,6 +124,7 @@ class ClaimsHandler:
         self._lifecycle = lifecycle if lifecycle is not None else Lifecycle()
         self._brake = brake
         self._judge = judge
+        self._limits = limits
 
     async def __call__(self, records: Sequence[InputRecord]) -> None:
         lifecycle = self._lifecycle
@@ -169,10 +172,11 @@ class ClaimsHandler:
     def _judged(self, records: Sequence[InputRecord]) -> Iterator[Outcome]:
         """Each record's outcome as it is judged, so publishing overlaps judging."""
         table, topics, brake, judge = self._table, self._topics, self._brake, self._judge
+        limits = self._limits
         now = self._clock()
         errors = 0
         for seen, record in enumerate(records, 1):
-            outcome = judge(record, table, topics, now=now)
+            outcome = judge(record, table, topics, now=now, limits=limits)
             if outcome.reason == INTERNAL_ERROR and brake is not None:
                 errors += 1
                 brake.check(seen, errors)
@@ -212,7 +216,13 @@ class Judge(Protocol):
     hands in one that copies the record unjudged (an outcome of kind `copied`)."""
 
     def __call__(
-        self, record: InputRecord, table: RuleTable, topics: Topics, *, now: datetime
+        self,
+        record: InputRecord,
+        table: RuleTable,
+        topics: Topics,
+        *,
+        now: datetime,
+        limits: Limits,
     ) -> Outcome: ...
 
 

@@ -23,7 +23,9 @@ Metrics (prometheus_client adds `_total` to counters):
 * `claims_validator_rule_table_info{version, digest}`: the rule table being applied;
 * `claims_validator_consumer_lag{topic, partition}`: per assigned partition, the partition's
   high watermark minus the consumer's position (records not yet handed to the service),
-  refreshed after every batch and on every scrape.
+  refreshed after every batch and on every scrape;
+* `claims_validator_http_requests_total{route, status}`: requests to the HTTP API and the
+  what-if page (`service.web`), by route template and status code.
 """
 
 from __future__ import annotations
@@ -235,6 +237,12 @@ class ServiceMetrics:
             registry=reg,
         )
         self.consumer_lag = ConsumerLag(self.consumer_lag_gauge)
+        self.http_requests = Counter(
+            f"{PREFIX}_http_requests",
+            "Requests to the HTTP API and the what-if page, by route and status code.",
+            ["route", "status"],
+            registry=reg,
+        )
 
     def middleware(self) -> KafkaPrometheusMiddleware:
         """FastStream's broker middleware (`faststream_received_*` per batch) on our registry."""
@@ -247,6 +255,10 @@ class ServiceMetrics:
         counted as they happened)."""
         self.record_batch(tally(outcomes), seconds)
         await self.consumer_lag.refresh()
+
+    def http_request(self, route: str, status: int) -> None:
+        """One answered API or page request; `route` is a route template, never a raw path."""
+        self.http_requests.labels(route, str(status)).inc()
 
     def publish_retried(self, error: str) -> None:
         self.publish_retries.inc()

@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import NamedTuple, Protocol
 
 from service.decode import Unreadable
+from service.limits import DEFAULT_LIMITS, Limits
 from service.models.events import VerdictEvent
 from service.ruletable.compiled import RuleTable
 from service.verdicts import judge_raw
@@ -146,13 +147,18 @@ class Outcome(NamedTuple):
 
 
 def route(
-    record: InputRecord, table: RuleTable, topics: Topics, *, now: datetime
+    record: InputRecord,
+    table: RuleTable,
+    topics: Topics,
+    *,
+    now: datetime,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Outcome:
     """The outcome for one consumed record. Never raises for anything a record can contain."""
     started = time.perf_counter()
     source = Source(record.topic, record.partition, record.offset)
     try:
-        verdict = judge_raw(record.value, table, now=now)
+        verdict = judge_raw(record.value, table, now=now, limits=limits)
         if isinstance(verdict, Unreadable):
             return _dead_letter(record, source, topics, verdict.reason, verdict.detail, started)
         return _verdict(record, source, verdict, topics, started)

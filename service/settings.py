@@ -19,8 +19,11 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.limits import DEFAULT_LIMITS, Limits
+
 __all__ = [
     "ENV_PREFIX",
+    "ApiSettings",
     "BrakeSettings",
     "ConfigError",
     "ConsumerSettings",
@@ -289,11 +292,12 @@ class LogSettings(BaseModel):
 
 
 class HttpSettings(BaseModel):
-    """The HTTP port of the same process: /metrics, /health/live and /health/ready."""
+    """The HTTP port of the same process: /metrics, /health/live, /health/ready, and the API
+    and what-if page (`api`)."""
 
     model_config = _GROUP
 
-    enabled: bool = Field(True, description="Serve /metrics and the health endpoints.")
+    enabled: bool = Field(True, description="Serve the HTTP port at all.")
     host: str = Field("0.0.0.0", min_length=1, description="Address to listen on.")  # noqa: S104
     port: int = Field(
         8000, ge=0, le=65_535, description="Port to listen on; 0 picks a free one (tests)."
@@ -317,6 +321,41 @@ class HttpSettings(BaseModel):
         le=300,
         description="A connection whose request headers have not arrived within this long is "
         "closed.",
+    )
+
+
+class ApiSettings(BaseModel):
+    """The HTTP API (`/v1/*`) and the what-if page (`/`), on the same port as /metrics."""
+
+    model_config = _GROUP
+
+    enabled: bool = Field(
+        True, description="Serve the HTTP API and the what-if page beside /metrics."
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1_024,
+        le=256 * 1024 * 1024,
+        description="Largest request body accepted; a larger one is refused with 413.",
+    )
+    max_batch_claims: int = Field(
+        1_000,
+        ge=1,
+        le=100_000,
+        description="Most claims in one POST /v1/claims:validate-batch; more are refused with "
+        "413.",
+    )
+    body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="A request body that has not fully arrived within this long gets 408.",
+    )
+    judge_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="A batch still being judged after this long gets 503 (send fewer claims).",
     )
 
 
@@ -381,6 +420,55 @@ class TracingSettings(BaseModel):
     )
 
 
+class LimitSettings(BaseModel):
+    """How much work one input event may cost; the decoder and the verdict builder enforce it."""
+
+    model_config = _GROUP
+
+    max_event_bytes: int = Field(
+        DEFAULT_LIMITS.max_event_bytes,
+        ge=1,
+        description="Largest event value, in bytes; a larger one goes to the dead-letter topic "
+        "(reason too-large) unparsed.",
+    )
+    max_service_lines: int = Field(
+        DEFAULT_LIMITS.max_service_lines,
+        ge=1,
+        description="Most service lines in a claim (an 837P claim allows 50); more gives a "
+        "CLAIM_MALFORMED verdict.",
+    )
+    max_diagnosis_codes: int = Field(
+        DEFAULT_LIMITS.max_diagnosis_codes,
+        ge=1,
+        description="Most diagnosis codes in a claim; more gives a CLAIM_MALFORMED verdict "
+        "(an 837P claim allows 12: 13 up to this, the rules' DIAGNOSIS_TOO_MANY finding).",
+    )
+    max_codes_per_line: int = Field(
+        DEFAULT_LIMITS.max_codes_per_line,
+        ge=1,
+        description="Most modifiers, and most diagnosis pointers, on a service line; more gives "
+        "a CLAIM_MALFORMED verdict (over 4 up to this, the rules' findings).",
+    )
+    max_string_length: int = Field(
+        DEFAULT_LIMITS.max_string_length,
+        ge=1,
+        description="Longest text field of a claim, in characters; longer gives a "
+        "CLAIM_MALFORMED verdict (a longer claim_id: a dead letter).",
+    )
+    max_findings: int = Field(
+        DEFAULT_LIMITS.max_findings,
+        ge=2,
+        description="Most findings in a verdict; the rest are counted in one FINDINGS_TRUNCATED "
+        "finding.",
+    )
+
+    def limits(self) -> Limits:
+        """The plain value the decoder and the verdict builder take (they never read settings)."""
+        limits = Limits(**self.model_dump())
+        # The default value itself: the decoder has its claim validator for it built already.
+        return DEFAULT_LIMITS if limits == DEFAULT_LIMITS else limits
+
+
 class Settings(BaseSettings):
     """Everything `claims-validator serve` can be told; see the module docstring for env names."""
 
@@ -405,6 +493,9 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(
         default_factory=HttpSettings, description="Metrics and health endpoints."
     )
+    api: ApiSettings = Field(
+        default_factory=ApiSettings, description="HTTP API and what-if page limits."
+    )
     tracing: TracingSettings = Field(
         default_factory=TracingSettings, description="OpenTelemetry tracing."
     )
@@ -413,6 +504,9 @@ class Settings(BaseSettings):
     )
     brake: BrakeSettings = Field(
         default_factory=BrakeSettings, description="The internal-error brake."
+    )
+    limits: LimitSettings = Field(
+        default_factory=LimitSettings, description="Bounds on the work one input event may cost."
     )
     rule_table_dir: Path | None = Field(
         None,

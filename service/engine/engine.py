@@ -38,7 +38,8 @@ FAMILIES: tuple[tuple[str, frozenset[str], Check], ...] = (
 )
 
 RULE_IDS: frozenset[str] = frozenset().union(*(ids for _, ids, _ in FAMILIES)) | {
-    "CLAIM_MALFORMED"  # emitted by service.decode, before a Claim exists
+    "CLAIM_MALFORMED",  # emitted by service.decode, before a Claim exists
+    "FINDINGS_TRUNCATED",  # emitted by service.verdicts, when a verdict's findings are capped
 }
 
 

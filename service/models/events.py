@@ -2,7 +2,9 @@
 
 Inbound models ignore unknown fields (tolerant reader) and validate only the *shape* of a claim:
 content rules (code shapes, modifiers, place of service) are findings from the engine, so a
-biller sees every problem at once instead of the first schema error.
+biller sees every problem at once instead of the first schema error. The shape includes size
+limits (`service.limits`) and types as strict as the published schema: `service.decode`
+validates in strict mode, so a number is a JSON number and a date an ISO string.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from service.limits import DEFAULT_LIMITS, MAX_INTEGER
+
 __all__ = [
     "Claim",
     "ClaimSubmitted",
@@ -32,12 +36,19 @@ __all__ = [
 ]
 
 Severity = Literal["error", "warning"]
-NonEmpty = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+
+# The constraints below are the default `Limits`, so the published schema states them;
+# `service.decode` enforces the configured limits (the same ones unless an operator changes them).
+_TEXT = DEFAULT_LIMITS.max_string_length
+Text = Annotated[str, StringConstraints(max_length=_TEXT)]
+NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=_TEXT, strip_whitespace=True)]
+Int32 = Annotated[int, Field(strict=True, ge=-MAX_INTEGER - 1, le=MAX_INTEGER)]
+"""Integers are JSON integers only (no booleans, floats or strings), within 32 bits."""
 
 _INBOUND = ConfigDict(extra="ignore", frozen=True)
 _OUTBOUND = ConfigDict(extra="forbid", frozen=True)
 
-MAX_SERVICE_LINES = 50
+MAX_SERVICE_LINES = DEFAULT_LIMITS.max_service_lines
 """An 837P claim carries at most 50 service lines (loop 2400 repeat)."""
 
 
@@ -52,20 +63,29 @@ class Patient(BaseModel):
 class RenderingProvider(BaseModel):
     model_config = _INBOUND
     npi: NonEmpty
-    taxonomy_code: str | None = None
+    taxonomy_code: Text | None = None
 
 
 class ServiceLine(BaseModel):
     model_config = _INBOUND
-    line_number: Annotated[int, Field(ge=1, le=MAX_SERVICE_LINES)]
+    line_number: Annotated[int, Field(strict=True, ge=1, le=MAX_SERVICE_LINES)]
     procedure_code: NonEmpty
-    modifiers: tuple[str, ...] = ()
-    units: Annotated[int, Field(ge=1)]
+    modifiers: Annotated[tuple[Text, ...], Field(max_length=DEFAULT_LIMITS.max_codes_per_line)] = ()
+    units: Annotated[int, Field(strict=True, ge=1, le=MAX_INTEGER)]
     place_of_service: NonEmpty
     service_date: date
-    diagnosis_pointers: tuple[int, ...] = ()
-    charge_amount: Annotated[Decimal, Field(ge=0)]
-    rendering_provider_npi: str | None = None
+    diagnosis_pointers: Annotated[
+        tuple[Int32, ...], Field(max_length=DEFAULT_LIMITS.max_codes_per_line)
+    ] = ()
+    charge_amount: Annotated[
+        Decimal,
+        Field(
+            ge=0,
+            description="An amount of at least 0: a JSON number, or a decimal string such as "
+            '"425.00" (exact, as money should be). Not a boolean.',
+        ),
+    ]
+    rendering_provider_npi: Text | None = None
     """Overrides the claim's rendering provider for this line when present."""
 
 
@@ -76,13 +96,14 @@ class Claim(BaseModel):
     patient: Patient
     billing_provider_npi: NonEmpty
     rendering_provider: RenderingProvider
-    diagnosis_codes: tuple[str, ...] = ()
+    diagnosis_codes: Annotated[
+        tuple[Text, ...], Field(max_length=DEFAULT_LIMITS.max_diagnosis_codes)
+    ] = ()
     service_lines: Annotated[
         tuple[ServiceLine, ...], Field(min_length=1, max_length=MAX_SERVICE_LINES)
     ]
-    """The length is checked by pydantic-core: a Python (before) validator would make it turn the
-    JSON lines into Python objects first, a quarter of the decode time. pydantic counts the lines
-    that validated, so `service.decode` words a count problem from the raw list."""
+    """pydantic-core checks a list's length only after validating every item, so
+    `service.decode` counts the raw lists first (bounded work) and words a count problem itself."""
 
     @model_validator(mode="after")
     def _line_numbers_unique(self) -> Claim:

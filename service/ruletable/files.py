@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from service.schema_errors import dotted_path, error_message
+from service.validation_errors import dotted_path, error_message
 
 __all__ = [
     "RowStyle",

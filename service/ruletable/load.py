@@ -1,15 +1,15 @@
-"""Loads the rule-table data files, validates every row, and compiles them into a `RuleTable`.
+"""Reads the rule-table data files, validates every row, and compiles them into a `RuleTable`.
 
 The service judges claims only by data it has checked: each CSV row and YAML entry passes a
-pydantic model (`service.ruletable.schema`), the files are cross-checked (unique codes and rule
-ids, known place-of-service codes, manifest row counts, a catalogue entry for every rule the
-engine can emit), and any problem raises `RuleTableError` naming the file, row and field.
-This is a library: it logs nothing; the service logs `version` and `digest` at start-up.
+pydantic model (`service.ruletable.file_models`), the files are cross-checked (unique codes and
+rule ids, known place-of-service codes, manifest row counts, a catalogue entry for every rule
+id the caller names), and any problem raises `RuleTableError` naming the file, row and field.
+This is a library: it logs nothing, and knows nothing of the engine (the caller passes the rule
+ids the catalogue must cover); the service logs `version` and `digest` at start-up.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import TypeAdapter
 
+from service.ruletable.codes import expand_code_spec
 from service.ruletable.compiled import (
     AddonCode,
     AddonPairing,
@@ -25,17 +26,17 @@ from service.ruletable.compiled import (
     RuleInfo,
     RuleTable,
 )
-from service.ruletable.files import (
-    RuleTableError,
-    csv_records,
-    json_data,
-    validated,
-    yaml_data,
-)
-from service.ruletable.schema import (
+from service.ruletable.file_models import (
     AOC_COLUMNS,
+    AOC_FILE,
     FEE_COLUMNS,
+    FEE_FILE,
+    MANIFEST_FILE,
+    POS_ALLOWED_FILE,
     POS_COLUMNS,
+    POS_FILE,
+    RULES_DIR,
+    TABLE_FILES,
     AocRow,
     FeeRow,
     Manifest,
@@ -43,31 +44,21 @@ from service.ruletable.schema import (
     PosRow,
     RuleRow,
     compose_version,
-    expand_code_spec,
 )
+from service.ruletable.files import (
+    RuleTableError,
+    csv_records,
+    json_data,
+    validated,
+    yaml_data,
+)
+from service.ruletable.load_policies import load_policies
 
-__all__ = [
-    "DATA_DIR",
-    "TABLE_FILES",
-    "RuleTableError",
-    "default_table",
-    "load_table",
-    "table_digest",
-]
+__all__ = ["DATA_DIR", "RuleTableError", "read_table", "table_digest"]
 
 DATA_DIR = Path(__file__).parent / "data"
 """The shipped table."""
 
-AOC_FILE = "aoc.csv"
-FEE_FILE = "fee_indicators.csv"
-POS_FILE = "place_of_service.csv"
-POS_ALLOWED_FILE = "pos_allowed.yaml"
-MANIFEST_FILE = "manifest.json"
-RULES_DIR = "rules"
-TABLE_FILES: Mapping[str, str] = {
-    "aoc": AOC_FILE, "fee_indicators": FEE_FILE, "place_of_service": POS_FILE
-}
-"""Manifest table name -> derived file."""
 _DATA_SUFFIXES = frozenset({".csv", ".json", ".yaml"})
 CONTRACTOR_DEFINED = "CCCCC"
 
@@ -80,13 +71,10 @@ _MANIFEST = TypeAdapter(Manifest)
 _EDIT_TYPES: Mapping[str, Literal[1, 2, 3]] = {"1": 1, "2": 2, "3": 3}
 
 
-def load_table(
-    directory: Path | None = None, *, rule_ids: Collection[str] | None = None
-) -> RuleTable:
+def read_table(directory: Path | None, *, rule_ids: Collection[str]) -> RuleTable:
     """Validate and compile the table in `directory` (None = the shipped data).
 
-    `rule_ids` are the rules that must have a catalogue entry; None means every rule the
-    engine can emit (`service.engine.RULE_IDS`).
+    `rule_ids` are the rules that must have a catalogue entry: every rule the engine can emit.
     """
     root = DATA_DIR if directory is None else Path(directory)
     files = _read_files(root)
@@ -100,13 +88,11 @@ def load_table(
     curated = _load_pos_allowed(files)
     pos_allowed = _compile_pos_allowed(curated, pos_codes, fee)
     rules = _load_rules(files)
-    _check_rule_ids(rules, _engine_rule_ids() if rule_ids is None else rule_ids)
+    _check_rule_ids(rules, rule_ids)
     _check_manifest(
         manifest, curated.curated_version,
         {AOC_FILE: len(aoc_rows), FEE_FILE: len(fee_rows), POS_FILE: len(pos_rows)},
     )
-    from service.ruletable.policies import load_policies  # imports this module: no cycle here
-
     policies = load_policies(files)  # ICD-10-CM, MUE, payers, dx regions (issue-4 families)
     return RuleTable(
         version=f"{manifest.version}.{policies.version}",
@@ -123,15 +109,8 @@ def load_table(
             )
             for name, t in sorted(manifest.tables.items())
         ),
-        bilateral_split_payers=policies.bilateral_split_payers,
         policies=policies,
     )
-
-
-@functools.cache
-def default_table() -> RuleTable:
-    """The shipped table, loaded once per process."""
-    return load_table()
 
 
 def table_digest(files: Mapping[str, bytes]) -> str:
@@ -340,13 +319,6 @@ def _load_rules(files: Mapping[str, bytes]) -> dict[str, RuleInfo]:
                 summary=entry.summary, action=entry.action, reference=entry.reference,
             )
     return rules
-
-
-def _engine_rule_ids() -> frozenset[str]:
-    # Imported here: the engine imports this package, so a module-level import would be a cycle.
-    from service.engine import RULE_IDS
-
-    return RULE_IDS
 
 
 def _check_rule_ids(rules: Mapping[str, RuleInfo], required: Collection[str]) -> None:

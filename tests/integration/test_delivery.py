@@ -20,7 +20,6 @@ from structlog.testing import capture_logs
 from service.app import create_app
 from service.publishing import BatchingProducer
 from service.ruletable.compiled import RuleTable
-from service.ruletable.load import default_table
 from service.settings import (
     ConsumerSettings,
     KafkaSettings,
@@ -28,6 +27,7 @@ from service.settings import (
     Settings,
     TopicSettings,
 )
+from service.tables import default_table
 from tests.integration.conftest import (
     Topics,
     committed_and_end,

@@ -20,7 +20,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.ruletable.load import default_table
+from service.tables import default_table
 from tests.integration.conftest import (
     PARTITIONS,
     Received,

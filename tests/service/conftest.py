@@ -14,8 +14,8 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from service.app import create_app
 from service.publishing import Producer
 from service.ruletable.compiled import RuleTable
-from service.ruletable.load import default_table
 from service.settings import PublishSettings, Settings
+from service.tables import default_table
 from tests.service.fakes import RecordingProducer
 
 RunApp = Callable[..., AbstractAsyncContextManager[KafkaBroker]]

@@ -184,3 +184,26 @@ async def test_producer_is_started_before_and_stopped_after_the_app(
     async with run_app():
         assert (True, False) == (producer.started, producer.stopped)
     assert producer.stopped
+
+
+async def test_the_limit_settings_reach_the_kafka_path(
+    run_app: RunApp, producer: RecordingProducer
+) -> None:
+    """CLAIMS_LIMITS__*: a claim over the configured line limit is flagged CLAIM_MALFORMED naming
+    the limit; an event over the byte limit is a dead letter, unparsed."""
+    from service.settings import LimitSettings, PublishSettings, Settings
+
+    settings = Settings(
+        publish=PublishSettings(retry_initial_s=0.01, retry_max_s=0.04),
+        limits=LimitSettings(max_service_lines=2, max_event_bytes=4_000),
+    )
+    too_long = encode(claim_event("CLM-L", ("64490", "64491", "99213")))
+    async with run_app(settings=settings) as broker:
+        await broker.publish(too_long, IN, key=b"CLM-L")
+        await broker.publish(b"{" + b" " * 5_000 + b"}", IN, key=b"BIG")
+
+    verdict, dead = producer.acked
+    findings = verdict.json()["findings"]
+    assert (FLAGGED, ["CLAIM_MALFORMED"]) == (verdict.topic, [f["rule_id"] for f in findings])
+    assert "2" in findings[0]["message"]
+    assert (DLQ, b"too-large") == (dead.topic, dead.header("x-dlq-reason"))

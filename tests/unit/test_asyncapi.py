@@ -15,10 +15,17 @@ from typing import Any
 import jsonschema
 import yaml
 
-from service.asyncapi import ASYNCAPI_JSON, ASYNCAPI_YAML, asyncapi_document, render_asyncapi
+from service.app import create_app
+from service.asyncapi import (
+    ASYNCAPI_JSON,
+    ASYNCAPI_YAML,
+    asyncapi_document,
+    documented_settings,
+    render_asyncapi,
+)
 from service.cli import main
 from service.decode import Readable, decode
-from service.ruletable.load import default_table
+from service.tables import default_table
 from service.verdicts import judge
 
 REPO = Path(__file__).parents[2]
@@ -32,9 +39,20 @@ TOPICS = {
 }
 
 
+def _render() -> dict[str, str]:
+    """The documents of the app built from the settings' defaults, as the schemas command does."""
+    settings = documented_settings()
+    return render_asyncapi(create_app(settings, table=default_table()), settings)
+
+
+def _document() -> dict[str, Any]:
+    settings = documented_settings()
+    return asyncapi_document(create_app(settings, table=default_table()), settings)
+
+
 def test_committed_asyncapi_matches_a_fresh_generation() -> None:
     """Regenerate with `claims-validator schemas --out schemas` when the app or models change."""
-    for name, text in render_asyncapi().items():
+    for name, text in _render().items():
         committed = (SCHEMAS_DIR / name).read_text()
         assert text == committed, f"schemas/{name} drifted from the service"
 
@@ -49,7 +67,7 @@ def test_generation_ignores_the_environment(monkeypatch: Any) -> None:
     """A deployment's topic names must not leak into the committed document."""
     monkeypatch.setenv("CLAIMS_TOPICS__SUBMITTED", "prod.claims.in")
     monkeypatch.setenv("CLAIMS_KAFKA__BOOTSTRAP_SERVERS", "kafka-prod:9093")
-    assert (SCHEMAS_DIR / ASYNCAPI_JSON).read_text() == render_asyncapi()[ASYNCAPI_JSON]
+    assert (SCHEMAS_DIR / ASYNCAPI_JSON).read_text() == _render()[ASYNCAPI_JSON]
 
 
 def _doc() -> dict[str, Any]:
@@ -156,19 +174,26 @@ def test_the_dead_letter_channel_documents_the_original_bytes_and_the_dlq_header
 def test_the_document_has_no_http_routes_and_no_correlation_header() -> None:
     """The health and metrics endpoints are not messaging; the service sets no
     correlation_id header (the verdict's causation_id is in its body)."""
-    doc = asyncapi_document()
+    doc = _document()
     text = json.dumps(doc)
     assert "/health" not in text
     assert "/metrics" not in text
     assert "correlationId" not in text
 
 
-def test_the_schemas_command_writes_json_schemas_and_asyncapi(tmp_path: Path, capsys: Any) -> None:
+def test_the_schemas_command_writes_json_schemas_asyncapi_and_openapi(
+    tmp_path: Path, capsys: Any
+) -> None:
     assert 0 == main(["schemas", "--out", str(tmp_path)])
 
     written = sorted(p.name for p in tmp_path.iterdir())
-    assert ["asyncapi.json", "asyncapi.yaml", "claim.submitted.v1.json", "verdict.v1.json"] == (
-        written
-    )
+    assert [
+        "asyncapi.json",
+        "asyncapi.yaml",
+        "claim.submitted.v1.json",
+        "openapi.json",
+        "verdict.v1.json",
+    ] == written
+    assert (SCHEMAS_DIR / "openapi.json").read_text() == (tmp_path / "openapi.json").read_text()
     assert (SCHEMAS_DIR / ASYNCAPI_JSON).read_text() == (tmp_path / ASYNCAPI_JSON).read_text()
     assert str(tmp_path / ASYNCAPI_JSON) in capsys.readouterr().out

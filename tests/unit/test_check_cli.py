@@ -1,18 +1,54 @@
-"""`claims-validator check`: verdicts on stdout in input order, errors on stderr, exit codes."""
+"""`claims-validator check`: verdicts on stdout in input order, errors on stderr, exit codes.
+
+Most tests call the command's entry function in this process (`service.cli.main`); the ones
+about standard input and the exit status of a bad command line start the real process.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+
+from service.cli import main
 
 ROOT = Path(__file__).parents[2]
 SAMPLES = ROOT / "samples" / "claims.jsonl"
 UNREADABLE = ROOT / "samples" / "unreadable.jsonl"
 
 
-def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def run(capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch) -> Run:
+    """`claims-validator check ARGS` in this process, standard input given as bytes."""
+
+    def call(*args: str, stdin: bytes | None = None) -> Result:
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+        code = main(["check", *args])
+        out, err = capsysbinary.readouterr()
+        return Result(code, out, err)
+
+    return call
+
+
+def run_process(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """`python -m service check ARGS` as its own process, end to end."""
     return subprocess.run(
         [sys.executable, "-m", "service", "check", *args],
         input=stdin,
@@ -27,7 +63,7 @@ def verdicts(stdout: bytes) -> list[dict[str, object]]:
     return [json.loads(line) for line in stdout.splitlines()]
 
 
-def test_sample_file_gives_one_verdict_per_line_in_order() -> None:
+def test_sample_file_gives_one_verdict_per_line_in_order(run: Run) -> None:
     result = run(str(SAMPLES))
     assert 0 == result.returncode, result.stderr.decode()
     lines = SAMPLES.read_text().splitlines()
@@ -51,12 +87,12 @@ def test_stdin_and_dash_read_standard_input() -> None:
     def stable(stdout: bytes) -> list[dict[str, object]]:
         return [{k: v for k, v in d.items() if k != "occurred_at"} for d in verdicts(stdout)]
 
-    from_stdin = stable(run(stdin=data).stdout)
+    from_stdin = stable(run_process(stdin=data).stdout)
     assert len(SAMPLES.read_text().splitlines()) == len(from_stdin)
-    assert stable(run("-", stdin=data).stdout) == from_stdin
+    assert stable(run_process("-", stdin=data).stdout) == from_stdin
 
 
-def test_unreadable_lines_are_reported_on_stderr_and_the_run_goes_on() -> None:
+def test_unreadable_lines_are_reported_on_stderr_and_the_run_goes_on(run: Run) -> None:
     first = SAMPLES.read_text().splitlines()[0]
     mixed = "\n".join([first, "{oops", first, "[1, 2]"]) + "\n"
     result = run(stdin=mixed.encode())
@@ -68,7 +104,7 @@ def test_unreadable_lines_are_reported_on_stderr_and_the_run_goes_on() -> None:
     assert all(e["source"] == "<stdin>" for e in errors)
 
 
-def test_unreadable_sample_file_names_every_line() -> None:
+def test_unreadable_sample_file_names_every_line(run: Run) -> None:
     result = run(str(UNREADABLE))
     assert 1 == result.returncode
     assert b"" == result.stdout
@@ -77,7 +113,7 @@ def test_unreadable_sample_file_names_every_line() -> None:
     assert {str(UNREADABLE)} == {e["source"] for e in errors}
 
 
-def test_missing_file_and_bad_usage_exit_2() -> None:
+def test_missing_file_and_bad_usage_exit_2(run: Run) -> None:
     assert 2 == run("no/such/file.jsonl").returncode
     bad = subprocess.run(
         [sys.executable, "-m", "service", "check", "--no-such-flag"],
@@ -86,7 +122,7 @@ def test_missing_file_and_bad_usage_exit_2() -> None:
     assert 2 == bad.returncode
 
 
-def test_bad_rule_table_stops_with_file_and_field(tmp_path: Path) -> None:
+def test_bad_rule_table_stops_with_file_and_field(run: Run, tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text("{}")
     result = run("--rules", str(tmp_path), str(SAMPLES))
     assert 3 == result.returncode
@@ -94,7 +130,7 @@ def test_bad_rule_table_stops_with_file_and_field(tmp_path: Path) -> None:
     assert b"" == result.stdout
 
 
-def test_the_shipped_sample_file_makes_every_rule_fire() -> None:
+def test_the_shipped_sample_file_makes_every_rule_fire(run: Run) -> None:
     """`check samples/claims.jsonl` is the catalogue's showcase: each rule ID appears in it."""
     from service.engine import RULE_IDS
 

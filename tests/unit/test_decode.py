@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from service.decode import Malformed, Readable, Unreadable, decode
-from service.ruletable.load import default_table
+from service.tables import default_table
 from service.verdicts import judge, judge_malformed
 from tests.unit.casebook import build_claim
 
@@ -46,6 +46,9 @@ def test_readable_event_decodes_and_ignores_unknown_fields() -> None:
         (b'{"event_id": "e1", "claim": "CLM-1"}', "no-claim-id"),
         (b'{"claim": {"claim_id": "   "}}', "no-claim-id"),
         (b"\xff\xfe\x00garbage", "not-json"),
+        (b'{"claim": {"claim_id": "CLM-1", "units": NaN}}', "not-json"),
+        (b"[" * 100_000, "not-json"),
+        (b'{"claim": {"claim_id": "' + b"C" * 129 + b'"}}', "no-claim-id"),
     ],
 )
 def test_unreadable_events_name_their_reason(raw: bytes | None, reason: str) -> None:
@@ -91,15 +94,16 @@ def test_line_count_outside_1_to_50_is_malformed(count: int) -> None:
 
 
 def test_a_count_over_50_is_the_one_problem_of_the_lines_even_when_lines_are_bad() -> None:
-    """The count is taken from the raw list, not from the lines that happened to validate."""
+    """The count is taken from the raw list, not from the lines that happened to validate;
+    size-limit problems come first, so a capped verdict still shows them."""
     raw = event(service_lines=[{"units": 0}])
     raw["claim"]["service_lines"] = raw["claim"]["service_lines"] * 60  # type: ignore[index]
     del raw["claim"]["billing_provider_npi"]  # type: ignore[attr-defined]
     decoded = decode(json.dumps(raw).encode())
     assert isinstance(decoded, Malformed)
     assert [
-        ("claim.billing_provider_npi", "Field required"),
         ("claim.service_lines", "a claim has 1 to 50 service lines, not 60"),
+        ("claim.billing_provider_npi", "Field required"),
     ] == [(p, t) for p, t, _ in decoded.problems]
 
 

@@ -11,7 +11,7 @@ from service.engine import evaluate
 from service.engine.families import modifiers
 from service.models.events import Finding
 from service.ruletable.compiled import RuleTable
-from service.ruletable.load import default_table
+from service.tables import default_table
 from tests.unit.casebook import build_claim, parse
 
 SPLIT = [
@@ -30,11 +30,20 @@ def _got(table: RuleTable, lines: list[dict[str, Any]], **claim: Any) -> set[tup
 
 
 def test_split_bilateral_lines_are_accepted_for_payers_that_ask_for_them() -> None:
-    table = dataclasses.replace(default_table(), bilateral_split_payers=frozenset({"REGENCE"}))
+    shipped = default_table()
+    assert shipped.policies is not None
+    regence = dataclasses.replace(shipped.policies.national, payer_id="REGENCE", split_lines=True)
+    table = dataclasses.replace(
+        shipped,
+        policies=dataclasses.replace(
+            shipped.policies, payers={**shipped.policies.payers, "REGENCE": regence}
+        ),
+    )
     assert _got(table, SPLIT, payer_id="REGENCE") == set()
     assert _got(table, SPLIT, payer_id="MEDICARE") == {("BILATERAL_SPLIT_LINES", 2)}
     # The shipped table lets no payer split a bilateral service.
-    assert default_table().bilateral_split_payers == frozenset()
+    assert {p for p, r in shipped.policies.payers.items() if r.split_lines} == set()
+    assert not shipped.policies.national.split_lines
     assert _got(default_table(), SPLIT, payer_id="REGENCE") == {("BILATERAL_SPLIT_LINES", 2)}
 
 
@@ -108,12 +117,14 @@ def test_invalid_modifier_message_shows_the_bad_values_and_a_likely_fix(
 
 @pytest.mark.parametrize("value", ["50", "59", "00", "RT", "KX", "XS", "F1", "Q5", "1P", "8P"])
 def test_well_shaped_modifiers(value: str) -> None:
-    assert modifiers.is_modifier(value)
+    lines = [{"procedure_code": "99213", "modifiers": [value]}]
+    assert "MODIFIER_INVALID" not in {rule for rule, _ in _got(default_table(), lines)}
 
 
 @pytest.mark.parametrize("value", ["5O", "5P", "0A", "kx", "Kx", "K", "ABC", "", " 5", "5 "])
 def test_badly_shaped_modifiers(value: str) -> None:
-    assert not modifiers.is_modifier(value)
+    lines = [{"procedure_code": "99213", "modifiers": [value]}]
+    assert ("MODIFIER_INVALID", 1) in _got(default_table(), lines)
 
 
 def test_too_many_and_duplicate_messages() -> None:

@@ -19,7 +19,8 @@ from service.engine import evaluate
 from service.engine.families import pairing
 from service.models.events import ClaimSubmitted, Finding
 from service.ruletable.compiled import AddonCode, AddonPairing, RuleTable
-from service.ruletable.load import DATA_DIR, default_table, load_table
+from service.ruletable.load import DATA_DIR
+from service.tables import default_table, load_table
 from service.verdicts import judge
 from tests.unit.casebook import build_claim, parse
 
@@ -40,22 +41,38 @@ def _with_addons(*addons: AddonCode) -> RuleTable:
     return dataclasses.replace(table, addons={**table.addons, **{a.code: a for a in addons}})
 
 
-def test_compiled_addons_agree_with_the_rule_table_on_every_edge_date() -> None:
-    """The hot-path copy of each add-on answers exactly like AddonCode, on every boundary."""
+def _is_addon_on(addon: AddonCode, on: date) -> bool:
+    """The AOC file's definition, row by row: the code is valid and some edit row is in effect."""
+    if addon.deleted is not None and on > addon.deleted:
+        return False
+    return addon.contractor_defined or any(
+        p.effective <= on and (p.deleted is None or on <= p.deleted) for p in addon.pairings
+    )
+
+
+def _primaries_on(addon: AddonCode, on: date) -> set[str]:
+    """The AOC file's definition: the pairing row and the primary code both in effect."""
+    return {
+        p.primary for p in addon.pairings
+        if p.effective <= on and (p.deleted is None or on <= p.deleted)
+        and (p.primary_deleted is None or on <= p.primary_deleted)
+    }
+
+
+def test_compiled_addons_agree_with_the_aoc_rows_on_every_edge_date() -> None:
+    """The hot-path layout of each add-on answers exactly like its rows, on every boundary."""
     table = default_table()
-    compiled = pairing.addon_index(table)
-    assert compiled.keys() == table.addons.keys()
     for code, addon in table.addons.items():
         edges = {date(2013, 1, 1), date(2025, 3, 4)}
         for p in addon.pairings:
             for d in (p.effective, p.deleted, p.primary_deleted, addon.deleted):
                 if d is not None:
                     edges |= {d - DAY, d, d + DAY}
-        fast = compiled[code]
         for on in edges:
-            assert fast.is_addon_on(on) == addon.is_addon_on(on), (code, on)
-            listed = {p for p in fast.primaries if fast.lists(p, on)}
-            assert listed == addon.primaries_on(on), (code, on)
+            assert addon.is_addon_on(on) == _is_addon_on(addon, on), (code, on)
+            listed = {p for p in addon.windows if addon.lists(p, on)}
+            assert listed == _primaries_on(addon, on), (code, on)
+            assert addon.primaries_on(on) == _primaries_on(addon, on), (code, on)
 
 
 def test_missing_primary_message_names_line_code_date_practitioner_and_fix() -> None:

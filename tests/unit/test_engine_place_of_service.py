@@ -9,7 +9,7 @@ from service.engine import evaluate
 from service.engine.families import place_of_service
 from service.models.events import Finding
 from service.ruletable.compiled import RuleTable
-from service.ruletable.load import default_table
+from service.tables import default_table
 from tests.unit.casebook import build_claim, parse
 
 

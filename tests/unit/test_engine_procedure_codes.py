@@ -6,7 +6,7 @@ import pytest
 
 from service.engine import evaluate
 from service.engine.families.procedure_codes import is_procedure_code
-from service.ruletable.load import default_table
+from service.tables import default_table
 from tests.unit.casebook import build_claim, parse
 
 

@@ -17,17 +17,20 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from service.ruletable.importer import (
-    ImportFileError,
-    aoc_quarter,
-    julian_to_date,
-    main_import,
-    run_import,
-    rvu_release,
-)
+from service.cli import main
+from service.ruletable.importers.aoc import aoc_quarter, julian_to_date
+from service.ruletable.importers.common import ImportFileError
+from service.ruletable.importers.rebuild import run_import
+from service.ruletable.importers.rvu import rvu_release
 from service.ruletable.load import DATA_DIR
 
 RULES = {"TINY_RULE"}
+
+
+def main_import(argv: list[str]) -> int:
+    """`claims-validator rules import ARGV`, run in this process."""
+    return main(["rules", "import", *argv])
+
 AOC_HEADER = [
     "AOC_Edit_Type", "Add-On_Code", "AOC_DelDT", "Primary_Code", "Primary_Code_DelDT",
     "AOC_Edit_EffDT", "AOC_Edit_DelDT", "Special_Instruction_Notes",

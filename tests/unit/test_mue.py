@@ -16,15 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from service.cli import main
 from service.engine import evaluate
 from service.models.events import Claim
-from service.ruletable.load import DATA_DIR, RuleTableError, load_table
-from service.ruletable.mue import (
-    MueImportError,
-    main_import_mue,
-    mue_release,
-    read_official_mue,
-)
+from service.ruletable.importers.mue import MueImportError, mue_release, read_official_mue
+from service.ruletable.load import DATA_DIR, RuleTableError
+from service.tables import load_table
 from tests.unit.casebook import build_claim
 
 NOTICE = (
@@ -46,6 +43,11 @@ ROWS = [
     ["0213T", "0", "2 Date of Service Edit: Policy", "CMS Policy"],
 ]
 NAME = "MCR_MUE_PractitionerServices_Eff_04-01-2026.csv"
+
+
+def main_import_mue(argv: list[str]) -> int:
+    """`claims-validator rules import-mue ARGV`, run in this process."""
+    return main(["rules", "import-mue", *argv])
 
 
 def official_csv(path: Path, header: list[str] = HEADER, rows: list[list[str]] = ROWS) -> Path:

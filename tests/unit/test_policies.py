@@ -14,9 +14,10 @@ import pytest
 
 from service.engine import evaluate
 from service.models.events import Claim
-from service.ruletable.compiled import RuleTable
-from service.ruletable.load import DATA_DIR, RuleTableError, default_table, load_table
-from service.ruletable.policies import icd_display, icd_key, load_icd10cm
+from service.ruletable.compiled import RuleTable, icd_display, icd_key
+from service.ruletable.icd10cm import load_icd10cm
+from service.ruletable.load import DATA_DIR, RuleTableError
+from service.tables import default_table, load_table
 from tests.unit.casebook import build_claim
 
 ISSUE4_RULES = {
@@ -173,8 +174,8 @@ def test_unlisted_payers_get_the_national_rules_and_listed_payers_add_theirs() -
     assert {p.policy.policy_id for p in medicare.imaging} == {"NAT-IMAGING-INCLUDED"}
     assert policies.national.noncovered == {}
     assert set(medicare.noncovered) == {"64492", "64495", *(f"021{i}T" for i in range(3, 9))}
-    assert not policies.accepts_split_lines("MEDICARE")
-    assert default_table().bilateral_split_payers == frozenset()
+    assert not policies.payer("MEDICARE").split_lines
+    assert {p for p, r in policies.payers.items() if r.split_lines} == set()
 
 
 def test_effective_dates_are_inclusive(table_dir: Path) -> None:
@@ -231,9 +232,9 @@ def test_a_payer_that_wants_rt_lt_lines_gets_them_accepted(table_dir: Path) -> N
         "    national_edits: {aoc: true, mue: true}\n    bilateral_format: rt_lt",
     )
     table = load_table(table_dir)
-    assert table.bilateral_split_payers == {"BCBS"}
     assert table.policies is not None
-    assert table.policies.accepts_split_lines("BCBS")
+    assert {p for p, r in table.policies.payers.items() if r.split_lines} == {"BCBS"}
+    assert table.policies.payer("BCBS").split_lines
     lines = [{"procedure_code": "64490", "modifiers": ["RT"]},
              {"procedure_code": "64490", "modifiers": ["LT"]}]
     split = claim({"payer_id": "BCBS", "service_lines": lines})

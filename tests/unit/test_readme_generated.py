@@ -8,8 +8,8 @@ import pytest
 
 from service.docs import SECTIONS, render_rules_markdown, render_section, update_readme
 from service.engine import RULE_IDS
-from service.ruletable.load import default_table
 from service.settings import Settings
+from service.tables import default_table
 
 README = Path(__file__).parents[2] / "README.md"
 

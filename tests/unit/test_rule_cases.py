@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.engine import FAMILIES, evaluate
-from service.ruletable.load import default_table
+from service.tables import default_table
 from tests.unit.casebook import Case, load_cases, parse
 
 CASES = load_cases()

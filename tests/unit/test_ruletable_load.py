@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from service.engine import RULE_IDS
-from service.ruletable.load import DATA_DIR, RuleTableError, default_table, load_table
+from service.ruletable.load import DATA_DIR, RuleTableError, read_table
+from service.tables import default_table, load_table
 
 TINY_RULES = """\
 - id: TINY_RULE
@@ -49,7 +50,7 @@ def table_dir(tmp_path: Path) -> Path:
 
 
 def _load(directory: Path) -> None:
-    load_table(directory, rule_ids={"TINY_RULE"})
+    read_table(directory, rule_ids={"TINY_RULE"})
 
 
 # -- the shipped table ---------------------------------------------------------------------------
@@ -111,8 +112,8 @@ def test_shipped_aoc_deletions_are_last_days_in_effect() -> None:
     assert not deleted.is_addon_on(date(2026, 1, 1))
     edits_77003 = {p.primary: p for p in addons["77003"].pairings}
     assert edits_77003["62270"].deleted == date(2019, 12, 31)
-    assert edits_77003["62270"].in_effect(date(2019, 12, 31))
-    assert not edits_77003["62270"].in_effect(date(2020, 1, 1))
+    assert "62270" in addons["77003"].primaries_on(date(2019, 12, 31))
+    assert "62270" not in addons["77003"].primaries_on(date(2020, 1, 1))
 
 
 def test_shipped_contractor_defined_addons_are_kept() -> None:
@@ -172,12 +173,12 @@ def test_shipped_place_of_service_codes_and_curated_sets() -> None:
 
 
 def test_digest_follows_the_bytes_of_the_data(table_dir: Path) -> None:
-    first = load_table(table_dir, rule_ids={"TINY_RULE"})
-    again = load_table(table_dir, rule_ids={"TINY_RULE"})
+    first = read_table(table_dir, rule_ids={"TINY_RULE"})
+    again = read_table(table_dir, rule_ids={"TINY_RULE"})
     assert first.digest == again.digest
     pos_allowed = table_dir / "pos_allowed.yaml"
     pos_allowed.write_text(pos_allowed.read_text(encoding="utf-8") + "# edited\n", "utf-8")
-    assert load_table(table_dir, rule_ids={"TINY_RULE"}).digest != first.digest
+    assert read_table(table_dir, rule_ids={"TINY_RULE"}).digest != first.digest
 
 
 # -- broken tables -------------------------------------------------------------------------------
@@ -272,7 +273,7 @@ def test_every_engine_rule_needs_a_catalogue_entry(table_dir: Path) -> None:
         RuleTableError, match=r"^rules/\*\.yaml: row -: field id: no catalogue entry for rule id "
         r"NOT_CATALOGUED;"
     ):
-        load_table(table_dir, rule_ids={"TINY_RULE", "NOT_CATALOGUED"})
+        read_table(table_dir, rule_ids={"TINY_RULE", "NOT_CATALOGUED"})
     with pytest.raises(RuleTableError, match=r"field id: no catalogue entry for rule id "):
         load_table(table_dir)  # the tiny catalogue lacks the engine's rules
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jsonschema
 
-from service.schemas import render_schemas
+from service.event_schemas import render_schemas
 
 SCHEMAS_DIR = Path(__file__).parents[2] / "schemas"
 SAMPLES = Path(__file__).parents[2] / "samples" / "claims.jsonl"

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from service.app import rule_table
-from service.ruletable.load import default_table
 from service.settings import Settings
+from service.tables import default_table
 
 DATA = Path(__file__).parents[2] / "service" / "ruletable" / "data"
 ROOT = Path(__file__).parents[2]

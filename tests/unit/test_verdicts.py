@@ -1,15 +1,25 @@
-"""Verdict construction details the hot path re-implements: the verdict id and the event model."""
+"""Verdict construction: the verdict id the hot path re-implements, the event model, the cap."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 
+from service.decode import Malformed
+from service.limits import Limits
 from service.models.events import Finding, VerdictEvent
-from service.ruletable.load import default_table
-from service.verdicts import VERDICT_NAMESPACE, verdict_event, verdict_id
+from service.tables import default_table
+from service.verdicts import (
+    VERDICT_NAMESPACE,
+    judge_malformed,
+    judge_raw,
+    verdict_event,
+    verdict_id,
+)
+from tests.unit.casebook import build_claim
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -51,3 +61,107 @@ def test_verdict_event_carries_the_findings_and_the_flagged_state() -> None:
     assert flagged.event_id == accepted.event_id == verdict_id(f"evt-1|{table.digest}")
     assert isinstance(flagged, VerdictEvent)
     assert flagged.model_fields_set == set(VerdictEvent.model_fields)
+
+
+def _warning(n: int) -> Finding:
+    return Finding("ADDON_PRIMARY_UNLISTED", "warning", n, "64727", f"Line {n}: w.", "ref")
+
+
+def _error(n: int) -> Finding:
+    return Finding("ADDON_WITHOUT_PRIMARY", "error", n, "64491", f"Line {n}: e.", "ref")
+
+
+def test_findings_up_to_the_cap_are_listed_as_they_are() -> None:
+    table = default_table()
+    findings = tuple(_warning(n) for n in range(1, 6))
+    verdict = verdict_event(
+        cause="evt-1", claim_id="CLM-1", findings=findings, table=table, now=NOW, max_findings=5
+    )
+    assert findings == verdict.findings
+
+
+def test_findings_over_the_cap_keep_errors_first_and_sum_up_the_rest() -> None:
+    """A flagged verdict always shows an error, even when its errors come last."""
+    table = default_table()
+    findings = (*(_warning(n) for n in range(1, 9)), _error(9), _error(10))
+    verdict = verdict_event(
+        cause="evt-1", claim_id="CLM-1", findings=findings, table=table, now=NOW, max_findings=4
+    )
+    assert "flagged" == verdict.verdict
+    assert [_warning(1), _error(9), _error(10)] == list(verdict.findings[:3])
+    summary = verdict.findings[3]
+    assert ("FINDINGS_TRUNCATED", "warning", None) == (
+        summary.rule_id,
+        summary.severity,
+        summary.line_number,
+    )
+    assert summary.message.startswith("7 more findings (0 errors, 7 warnings) are not listed")
+    assert table.rules["FINDINGS_TRUNCATED"].reference == summary.reference
+
+
+def test_one_finding_over_the_cap_takes_two_into_the_summary() -> None:
+    table = default_table()
+    findings = (_error(1), _warning(2), _warning(3), _error(4))
+    at_cap = verdict_event(
+        cause="evt-1", claim_id="CLM-1", findings=findings, table=table, now=NOW, max_findings=4
+    )
+    assert findings == at_cap.findings
+    over = verdict_event(
+        cause="evt-1", claim_id="CLM-1", findings=findings, table=table, now=NOW, max_findings=3
+    )
+    assert [_error(1), _error(4), "FINDINGS_TRUNCATED"] == [
+        *over.findings[:2],
+        over.findings[2].rule_id,
+    ]
+    assert over.findings[2].message.startswith(
+        "2 more findings (0 errors, 2 warnings) are not listed: a verdict lists at most 3."
+    )
+    mixed = verdict_event(
+        cause="evt-1", claim_id="CLM-1", findings=findings, table=table, now=NOW, max_findings=2
+    )
+    assert mixed.findings[1].message.startswith("3 more findings (1 error, 2 warnings)")
+
+
+def test_capped_warnings_leave_the_verdict_accepted() -> None:
+    verdict = verdict_event(
+        cause="evt-1",
+        claim_id="CLM-1",
+        findings=tuple(_warning(n) for n in range(1, 300)),
+        table=default_table(),
+        now=NOW,
+        max_findings=10,
+    )
+    assert ("accepted", 10) == (verdict.verdict, len(verdict.findings))
+
+
+def test_a_malformed_claim_with_many_problems_is_capped_without_building_them_all() -> None:
+    bad = Malformed(
+        claim_id="CLM-1",
+        event_id="evt-1",
+        problems=tuple((f"claim.service_lines[{i}].units", "wrong", i + 1) for i in range(500)),
+        raw_sha256="0" * 64,
+    )
+    verdict = judge_malformed(bad, default_table(), now=NOW, max_findings=20)
+    assert 20 == len(verdict.findings)
+    assert "flagged" == verdict.verdict
+    assert ["CLAIM_MALFORMED"] * 19 + ["FINDINGS_TRUNCATED"] == [
+        f.rule_id for f in verdict.findings
+    ]
+    assert verdict.findings[-1].message.startswith("481 more findings (481 errors, 0 warnings)")
+
+
+def test_judge_raw_applies_the_configured_cap() -> None:
+    line = {"units": True, "service_date": "x", "charge_amount": True}
+    raw = {
+        "event_id": "evt-1",
+        "event_type": "claim.submitted",
+        "schema_version": 1,
+        "occurred_at": "2025-03-04T15:02:11Z",
+        "claim": build_claim({"service_lines": [line] * 50}),
+    }
+    verdict = judge_raw(
+        json.dumps(raw).encode(), default_table(), now=NOW, limits=Limits(max_findings=30)
+    )
+    assert isinstance(verdict, VerdictEvent)
+    assert 30 == len(verdict.findings)
+    assert verdict.findings[-1].message.startswith("121 more findings (121 errors")

@@ -19,20 +19,18 @@ Decision points:
 - `DIAGNOSIS_REGION_MISMATCH` (warning): a facet code whose pointed diagnoses that have a region
   (curated, `dx_regions.yaml`) are all of the other region. Diagnoses without a region (chronic
   pain, thoracolumbar codes) neither cause nor prevent the warning.
-- What a diagnosis list means (its claim-level findings, keys and regions) depends only on the
-  list and the rule table, and claims repeat a few lists, so it is worked out once per distinct
-  list (`_diagnoses`: a bounded cache keyed on the table, like the add-on index of pairing).
+- A diagnosis costs one look-up in the code set (`written`: every billable code as it may be
+  written) and one in the region map; the slower questions (heading or invalid? duplicate?) are
+  asked only of a list that needs them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from service.engine.findings import finding
 from service.models.events import Claim, Finding, ServiceLine
-from service.ruletable.compiled import RuleTable
-from service.ruletable.policies import Policies, icd_display, icd_key
+from service.ruletable.compiled import Policies, RuleTable, icd_display, icd_key
 
 __all__ = ["MAX_DIAGNOSES", "MAX_POINTERS", "RULE_IDS", "check"]
 
@@ -60,73 +58,6 @@ _POINTER_SETS: tuple[frozenset[int], ...] = tuple(
 """Valid pointers for a claim with n diagnoses: a subset test replaces min/max per line."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Diagnoses:
-    """A claim's diagnosis list as the rules see it: a pure function of the list and the table."""
-
-    problems: tuple[Finding, ...]
-    """Claim-level findings: codes that are invalid or not billable, duplicates, too many."""
-    keys: tuple[str, ...]
-    regions: tuple[str | None, ...]
-    first: str | None
-    """The region of the first diagnosis that has one (None: no diagnosis has a region)."""
-    mixed: bool
-    """Some other diagnosis has another region than `first`."""
-    valid: frozenset[int]
-    """The pointers that name a diagnosis: 1 to the number of diagnoses."""
-
-    @classmethod
-    def read(cls, table: RuleTable, policies: Policies, codes: tuple[str, ...]) -> _Diagnoses:
-        problems: list[Finding] = []
-        written = policies.icd10cm.written
-        keys: list[str] = []
-        regions: list[str | None] = []
-        first: str | None = None
-        mixed = False
-        for position, code in enumerate(codes, start=1):
-            key = written.get(code)
-            if key is None:
-                problems.append(_not_billable_or_invalid(table, policies, position, code))
-                key = icd_key(code)
-            keys.append(key)
-            region = policies.dx_region.get(key)
-            regions.append(region)
-            if region is not None and region != first:
-                if first is None:
-                    first = region
-                else:
-                    mixed = True
-        count = len(codes)
-        if len(set(keys)) != count:
-            problems.extend(_duplicates(table, codes, keys))
-        if count > MAX_DIAGNOSES:
-            problems.append(_too_many(table, count))
-            valid = frozenset(range(1, count + 1))
-        else:
-            valid = _POINTER_SETS[count]
-        return cls(tuple(problems), tuple(keys), tuple(regions), first, mixed, valid)
-
-
-_DIAGNOSES_CACHED = 4096
-_cache: tuple[RuleTable, dict[tuple[str, ...], _Diagnoses]] | None = None
-"""(table, diagnosis list -> `_Diagnoses`) for the table seen last: claims repeat a few lists."""
-
-
-def _diagnoses(table: RuleTable, policies: Policies, codes: tuple[str, ...]) -> _Diagnoses:
-    """`_Diagnoses.read`, once per distinct list under one table (bounded: cleared when full)."""
-    global _cache
-    cached = _cache
-    if cached is None or cached[0] is not table:
-        cached = _cache = (table, {})
-    lists = cached[1]
-    found = lists.get(codes)
-    if found is None:
-        if len(lists) >= _DIAGNOSES_CACHED:
-            lists.clear()
-        found = lists[codes] = _Diagnoses.read(table, policies, codes)
-    return found
-
-
 def check(claim: Claim, table: RuleTable) -> list[Finding]:
     policies = table.policies
     if policies is None:
@@ -135,9 +66,37 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     count = len(codes)
     if count == 0:
         return [_missing(table)]
-    dx = _diagnoses(table, policies, codes)
-    out = list(dx.problems)
-    valid, first = dx.valid, dx.first
+    out: list[Finding] = []
+    written, regional = policies.icd10cm.written, policies.regional
+    keys: list[str] = []
+    regions: list[str | None] = []
+    first: str | None = None  # the region of the first diagnosis that has one
+    mixed = False  # some other diagnosis has another region than `first`
+    for code in codes:
+        hit = regional.get(code)
+        if hit is not None:
+            key, region = hit
+            keys.append(key)
+            regions.append(region)
+            if region != first:
+                if first is None:
+                    first = region
+                else:
+                    mixed = True
+            continue
+        billable = written.get(code)  # a code written any other way has no region
+        if billable is None:
+            out.append(_not_billable_or_invalid(table, policies, len(keys) + 1, code))
+            billable = icd_key(code)
+        keys.append(billable)
+        regions.append(None)
+    if count > 1 and (keys[0] == keys[1] if count == 2 else len(set(keys)) != count):
+        out.extend(_duplicates(table, codes, keys))
+    if count > MAX_DIAGNOSES:
+        out.append(_too_many(table, count))
+        valid = frozenset(range(1, count + 1))
+    else:
+        valid = _POINTER_SETS[count]
     procedure_region = policies.procedure_region
     for line in claim.service_lines:
         pointers = line.diagnosis_pointers
@@ -146,12 +105,12 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
             continue
         if first is None:
             continue  # no diagnosis has a region: nothing to mismatch
-        region = procedure_region.get(line.procedure_code)
-        if region is None or (region == first and not dx.mixed):
+        facet = procedure_region.get(line.procedure_code)
+        if facet is None or (facet == first and not mixed):
             continue  # not a facet code, or every regional diagnosis is of its region
-        if _mismatch(region, pointers, dx.regions):
-            other = [p for p in pointers if dx.regions[p - 1] is not None]
-            out.append(_region(table, policies, line, region, dx.keys, other))
+        if _mismatch(facet, pointers, regions):
+            other = [p for p in pointers if regions[p - 1] is not None]
+            out.append(_region(table, policies, line, facet, keys, other))
     return out
 
 

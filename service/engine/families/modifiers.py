@@ -19,27 +19,23 @@ Decision points:
 - `BILATERAL_SPLIT_LINES`: a bilateral-indicator-1 code on one line with RT and on another with LT
   (same date, same rendering practitioner), instead of one line with 50. Lines carrying 50, or
   both RT and LT, are not sides of a split (their own rules report them). Each RT/LT pair is
-  reported once, on the line that completes it (the later line). Payers listed in
-  `table.bilateral_split_payers` want exactly this two-line format, so the rule is off for them.
-- What a modifier list means to the rules (well formed? which of 50/51/59/26/TC/RT/LT?) depends on
-  the list alone, and claims repeat a few lists, so it is worked out once per distinct list
-  (`_marks`, an LRU cache like the NPI check's); a line then costs a cache hit and the code checks.
+  reported once, on the line that completes it (the later line). Payers whose `payers.yaml` entry
+  says `bilateral_format: rt_lt` want exactly this two-line format, so the rule is off for them.
+- A line is first checked with set operations on its modifier list (well formed? any of
+  50/51/59/26/TC/RT/LT?); only a line carrying one of those is looked at modifier by modifier.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from service.engine.families.pairing import addon_index
 from service.engine.findings import finding
 from service.models.events import Claim, Finding, ServiceLine
 from service.ruletable.compiled import RuleTable
 
-__all__ = ["MAX_MODIFIERS", "RULE_IDS", "check", "is_modifier"]
+__all__ = ["MAX_MODIFIERS", "RULE_IDS", "check"]
 
 RULE_IDS: frozenset[str] = frozenset(
     {
@@ -69,135 +65,65 @@ _VALID: frozenset[str] = frozenset(
 _X_SUBSETS = ("XE", "XP", "XS", "XU")
 _CHECKED = frozenset({"50", "51", "59", "26", "TC", "RT", "LT"})
 """Modifiers some pair or indicator rule looks at; a line with none of them is done early."""
-_MARKS_CACHED = 4096
-"""Distinct modifier lists whose `_Marks` are kept: claims repeat a small vocabulary of lists."""
-_NO_50 = frozenset({"0", "2", "9"})
 _SHOWN = 6
 
 Side = Literal["RT", "LT"]
 
 
-def is_modifier(value: str) -> bool:
-    """True when `value` has the shape of a CPT or HCPCS Level II modifier."""
-    return value in _VALID
-
-
-@dataclass(frozen=True, slots=True)
-class _FeeSets:
-    """Fee-schedule indicator look-ups of one rule table, built once."""
-
-    no_50: dict[str, str]
-    """Code -> bilateral indicator, for the indicators that forbid modifier 50 (0, 2, 9)."""
-    bilateral_one: frozenset[str]
-    no_pctc: frozenset[str]
-
-    @classmethod
-    def build(cls, table: RuleTable) -> _FeeSets:
-        fee = table.fee
-        return cls(
-            no_50={c: f.bilateral for c, f in fee.items() if f.bilateral in _NO_50},
-            bilateral_one=frozenset(c for c, f in fee.items() if f.bilateral == "1"),
-            no_pctc=frozenset(c for c, f in fee.items() if f.pctc == "0"),
-        )
-
-
-_fee_sets: tuple[RuleTable, _FeeSets] | None = None
-"""(table, its indicator sets), for the table seen last; swapped in as one tuple."""
-
-
-def _indicators(table: RuleTable) -> _FeeSets:
-    global _fee_sets
-    cached = _fee_sets
-    if cached is not None and cached[0] is table:
-        return cached[1]
-    sets = _FeeSets.build(table)
-    _fee_sets = (table, sets)
-    return sets
-
-
-@dataclass(frozen=True, slots=True)
-class _Marks:
-    """What one modifier list means to the rules, worked out once per distinct list."""
-
-    well_formed: bool
-    """At most four modifiers, each well-shaped, none repeated."""
-    checked: bool
-    """Carries 50, 51, 59, 26, TC, RT or LT: a pair or indicator rule has to look at the line."""
-    has_51: bool
-    has_50: bool
-    fifty_with_side: bool
-    """50 together with RT or LT."""
-    x_with_59: tuple[str, ...]
-    pctc: bool
-    """26 or TC."""
-    side: Side | None
-    """RT or LT, when the line has one of them and neither the other nor 50: a split side."""
-
-
-@functools.lru_cache(maxsize=_MARKS_CACHED)
-def _marks(mods: tuple[str, ...]) -> _Marks:
-    """The marks of a modifier list; a pure function of the list, so kept per distinct list."""
-    count = len(mods)
-    well_formed = count <= MAX_MODIFIERS and len(set(mods)) == count and _VALID.issuperset(mods)
-    has_50, has_rt, has_lt = "50" in mods, "RT" in mods, "LT" in mods
-    return _Marks(
-        well_formed=well_formed,
-        checked=not _CHECKED.isdisjoint(mods),
-        has_51="51" in mods,
-        has_50=has_50,
-        fifty_with_side=has_50 and (has_rt or has_lt),
-        x_with_59=tuple(m for m in _X_SUBSETS if m in mods) if "59" in mods else (),
-        pctc="26" in mods or "TC" in mods,
-        side=None if has_rt == has_lt or has_50 else ("RT" if has_rt else "LT"),
-    )
-
-
 def check(claim: Claim, table: RuleTable) -> list[Finding]:
     out: list[Finding] = []
-    ind: _FeeSets | None = None
     sided: list[tuple[ServiceLine, Side]] | None = None
     sides = 0  # bit 1: an RT-only line of a bilateral-indicator-1 code, bit 2: an LT-only one
     for line in claim.service_lines:
         mods = line.modifiers
         if not mods:
             continue
-        marks = _marks(mods)
-        if not marks.well_formed:
-            count = len(mods)
+        count = len(mods)
+        if count > MAX_MODIFIERS or not _VALID.issuperset(mods) or (
+            count > 1 and (mods[0] == mods[1] if count == 2 else len(set(mods)) != count)
+        ):
             if count > MAX_MODIFIERS:
                 out.append(_too_many(table, line))
             if not _VALID.issuperset(mods):
                 out.append(_invalid(table, line))
             if len(set(mods)) != count:
                 out.append(_duplicate(table, line))
-        if not marks.checked:
+        if _CHECKED.isdisjoint(mods):
             continue
-        if ind is None:
-            ind = _indicators(table)
         code = line.procedure_code
-        if marks.has_51:
-            addon = addon_index(table).get(code)
+        if "51" in mods:
+            addon = table.addons.get(code)
             if addon is not None and addon.is_addon_on(line.service_date):
                 out.append(_fifty_one(table, line))
-        if marks.has_50:
-            bilateral = ind.no_50.get(code)
+        if "50" in mods:
+            bilateral = table.no_modifier_50.get(code)
             if bilateral is not None:
                 out.append(_fifty_not_allowed(table, line, bilateral))
-            if marks.fifty_with_side:
+            if "RT" in mods or "LT" in mods:
                 out.append(_fifty_anatomic(table, line))
-        if marks.x_with_59:
-            out.append(_fifty_nine(table, line, marks.x_with_59))
-        if marks.pctc and code in ind.no_pctc:
+        elif code in table.bilateral_one:  # without 50, a line with RT or LT alone is a side
+            has_rt = "RT" in mods
+            if has_rt != ("LT" in mods):
+                if sided is None:
+                    sided = []
+                sided.append((line, "RT" if has_rt else "LT"))
+                sides |= 1 if has_rt else 2
+        if "59" in mods:
+            x_with_59 = tuple(m for m in _X_SUBSETS if m in mods)
+            if x_with_59:
+                out.append(_fifty_nine(table, line, x_with_59))
+        if code in table.no_pctc and ("26" in mods or "TC" in mods):
             out.append(_pctc(table, line))
-        if marks.side is not None and code in ind.bilateral_one:
-            if sided is None:
-                sided = []
-            sided.append((line, marks.side))
-            sides |= 1 if marks.side == "RT" else 2
     # A split needs an RT line and an LT line: with one side only there is nothing to pair.
-    if sided is not None and sides == 3 and claim.payer_id not in table.bilateral_split_payers:
+    if sided is not None and sides == 3 and not _split_payer(claim, table):
         out.extend(_splits(table, claim, sided))
     return out
+
+
+def _split_payer(claim: Claim, table: RuleTable) -> bool:
+    """Does the claim's payer want a bilateral service as RT + LT lines (not one line with 50)?"""
+    policies = table.policies
+    return policies is not None and policies.payer(claim.payer_id).split_lines
 
 
 def _splits(table: RuleTable, claim: Claim, sided: list[tuple[ServiceLine, Side]]) -> list[Finding]:

@@ -8,7 +8,7 @@ overrides the claim's rendering provider.
 Decision points:
 - Effective dating. Every test uses the line's date of service: an add-on is an add-on on that
   date only if one of its edit rows is in effect (`AddonCode.is_addon_on`), and a primary counts
-  only while its pairing row and the primary code are in effect (`AddonPairing.in_effect`).
+  only while its pairing row and the primary code are in effect (`AddonCode.primaries_on`).
   64494 is paired with 64490 from 2023-01-01, so before that date 64490 does not support it.
 - Deleted add-on codes. After `AOC_DelDT` the code is no longer an add-on edit: it gets no
   pairing finding and is treated like any other procedure line (it can even serve as another
@@ -30,135 +30,26 @@ Decision points:
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
-from service.engine.families.procedure_codes import is_procedure_code
 from service.engine.findings import finding
 from service.models.events import Claim, Finding, ServiceLine
-from service.ruletable.compiled import AddonCode, RuleTable
+from service.ruletable.compiled import AddonCode, RuleTable, is_procedure_code
 
-__all__ = ["RULE_IDS", "Addon", "addon_index", "check"]
+__all__ = ["RULE_IDS", "check"]
 
 RULE_IDS: frozenset[str] = frozenset({"ADDON_WITHOUT_PRIMARY", "ADDON_PRIMARY_UNLISTED"})
 
-_DAY = timedelta(days=1)
 _LISTED_SHOWN = 6
 """At most this many listed primaries are named in a message."""
 
 
-@dataclass(frozen=True, slots=True)
-class Addon:
-    """One add-on code compiled for the hot path: date windows as tuples, primaries per era."""
-
-    code: str
-    edit_type: int
-    last_day: date
-    """Last day the add-on code is valid (date.max while active)."""
-    contractor: bool
-    spans: tuple[tuple[date, date], ...]
-    """Disjoint windows, ascending, in which some edit row is in effect (pairing effective ..
-    pairing deleted); usually one, however many rows the add-on has."""
-    primaries: dict[str, tuple[tuple[date, date], ...]]
-    """Primary -> windows in which that primary counts (pairing and primary code both in effect)."""
-    eras: tuple[date, ...]
-    """Dates on which the set of listed primaries changes, ascending."""
-    era_sets: tuple[frozenset[str], ...]
-    """The primaries in effect from each era's date: one bisect, then a set hit per line."""
-    era_texts: tuple[str, ...]
-    """Message text naming the primaries in effect from each era's date (prepared once)."""
-    era_fixes: tuple[str, ...]
-    """What a missing-primary message tells the biller to bill, from each era's date."""
-
-    @classmethod
-    def compile(cls, addon: AddonCode) -> Addon:
-        primaries: dict[str, list[tuple[date, date]]] = {}
-        spans: list[tuple[date, date]] = []
-        for p in addon.pairings:
-            pair_end = p.deleted or date.max
-            spans.append((p.effective, pair_end))
-            end = min(pair_end, p.primary_deleted or date.max)
-            primaries.setdefault(p.primary, []).append((p.effective, end))
-        eras = sorted(
-            {start for ws in primaries.values() for start, _ in ws}
-            | {end + _DAY for ws in primaries.values() for _, end in ws if end < date.max}
-        )
-        sets = tuple(
-            frozenset(p for p, ws in primaries.items() if any(s <= on <= e for s, e in ws))
-            for on in eras
-        )
-        texts = tuple(_name_primaries(sorted(listed)) for listed in sets)
-        return cls(
-            code=addon.code,
-            edit_type=addon.edit_type,
-            last_day=addon.deleted or date.max,
-            contractor=addon.contractor_defined,
-            spans=_merged(spans),
-            primaries={k: tuple(v) for k, v in primaries.items()},
-            eras=tuple(eras),
-            era_sets=sets,
-            era_texts=texts,
-            era_fixes=tuple(_fix(text, addon.edit_type) for text in texts),
-        )
-
-    def primaries_on(self, on: date) -> frozenset[str] | None:
-        """The listed primaries in effect on `on`; None when the code is no add-on edit on `on`.
-
-        The two questions the hot path asks of every add-on line, in one call.
-        """
-        if on > self.last_day:
-            return None
-        if not self.contractor:
-            for start, end in self.spans:
-                if start <= on <= end:
-                    break
-            else:
-                return None
-        return self.listed_on(on)
-
-    def is_addon_on(self, on: date) -> bool:
-        """Same meaning as `AddonCode.is_addon_on`, without allocating."""
-        return self.primaries_on(on) is not None
-
-    def listed_on(self, on: date) -> frozenset[str]:
-        """The listed primaries of this add-on in effect on `on`."""
-        era = bisect_right(self.eras, on) - 1
-        return self.era_sets[era] if era >= 0 else _NO_PRIMARIES
-
-    def lists(self, primary: str, on: date) -> bool:
-        """Is `primary` a listed primary of this add-on on `on`?"""
-        return primary in self.listed_on(on)
-
-    def listed_text(self, on: date) -> str:
-        """The listed primaries in effect on `on`, as message text ('' when there are none)."""
-        era = bisect_right(self.eras, on) - 1
-        return self.era_texts[era] if era >= 0 else ""
-
-    def fix_text(self, on: date) -> str:
-        """What to bill so that this add-on has its primary on `on`, as message text."""
-        era = bisect_right(self.eras, on) - 1
-        return self.era_fixes[era] if era >= 0 else _fix("", self.edit_type)
-
-
-_NO_PRIMARIES: frozenset[str] = frozenset()
-
-
-def _merged(windows: list[tuple[date, date]]) -> tuple[tuple[date, date], ...]:
-    """The days of `windows` as the fewest disjoint windows, ascending (touching ones join)."""
-    out: list[tuple[date, date]] = []
-    for start, end in sorted(windows):
-        if out and (out[-1][1] == date.max or start <= out[-1][1] + _DAY):
-            if end > out[-1][1]:
-                out[-1] = (out[-1][0], end)
-        else:
-            out.append((start, end))
-    return tuple(out)
-
-
-def _fix(listed: str, edit_type: int) -> str:
-    if listed and edit_type == 1:
+def _fix(a: AddonCode, on: date) -> str:
+    """What to bill so that this add-on has its primary on `on`, as message text."""
+    listed = _name_primaries(a.listed_on(on))
+    if listed and a.edit_type == 1:
         return f"bill a listed primary ({listed})"
     if listed:
         return f"bill a listed primary ({listed}) or a primary the payer accepts for it"
@@ -171,34 +62,10 @@ def _name_primaries(codes: Sequence[str]) -> str:
     return shown + (f" or one of {more} more" if more > 0 else "")
 
 
-_index: tuple[RuleTable, dict[str, Addon]] | None = None
-"""(table, its compiled add-ons), for the table seen last."""
-
-
-def addon_index(table: RuleTable) -> dict[str, Addon]:
-    """Add-on code -> compiled `Addon` for `table` (shared with the modifiers family).
-
-    Compiled once per rule table and swapped in as one tuple, so a reader never pairs one table
-    with another table's add-ons (the service holds one table per process).
-    """
-    global _index
-    cached = _index
-    if cached is not None and cached[0] is table:
-        return cached[1]
-    addons = {code: Addon.compile(a) for code, a in table.addons.items()}
-    _index = (table, addons)
-    return addons
-
-
 def check(claim: Claim, table: RuleTable) -> list[Finding]:
-    addons = addon_index(table)
+    addons = table.addons
     lines = claim.service_lines
-    for line in lines:
-        if line.procedure_code in addons:
-            break
-    else:
-        return []
-    if _all_directly_supported(claim, lines, addons):
+    if _all_directly_supported(claim, lines, addons):  # also true of a claim without add-ons
         return []
     policies = table.policies  # asked only now: a supported claim has no finding for any payer
     if policies is not None and not policies.payer(claim.payer_id).aoc_edits:
@@ -207,22 +74,24 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
 
 
 def _all_directly_supported(
-    claim: Claim, lines: tuple[ServiceLine, ...], addons: dict[str, Addon]
+    claim: Claim, lines: tuple[ServiceLine, ...], addons: Mapping[str, AddonCode]
 ) -> bool:
     """Fast path: every add-on line has a listed primary that is not an add-on itself.
 
     Such a claim has no pairing finding whatever the rest of the fixpoint would say, and it is by
     far the common case (64490 + 64491), so it is decided without building per-line tables.
     """
-    default_npi = claim.rendering_provider.npi
+    default_npi = ""  # the claim's rendering NPI, read at the first add-on line
     for line in lines:
         a = addons.get(line.procedure_code)
         if a is None:
             continue
         on = line.service_date
-        listed = a.primaries_on(on)
+        listed = a.edit_on(on)
         if listed is None:
             continue
+        if not default_npi:
+            default_npi = claim.rendering_provider.npi
         npi = line.rendering_provider_npi or default_npi
         for other in lines:
             if other is line or other.service_date != on:
@@ -231,7 +100,7 @@ def _all_directly_supported(
             if code not in listed or (other.rendering_provider_npi or default_npi) != npi:
                 continue
             primary_addon = addons.get(code)
-            if primary_addon is None or primary_addon.primaries_on(on) is None:
+            if primary_addon is None or primary_addon.edit_on(on) is None:
                 break
         else:
             return False
@@ -256,21 +125,21 @@ class _Lines:
 
 
 def _judge(
-    claim: Claim, lines: tuple[ServiceLine, ...], addons: dict[str, Addon], table: RuleTable
+    claim: Claim, lines: tuple[ServiceLine, ...], addons: Mapping[str, AddonCode], table: RuleTable
 ) -> list[Finding]:
     default_npi = claim.rendering_provider.npi
     at = _Lines(lines, [], [], [])
     codes, dates, npis = at.codes, at.dates, at.npis
     # ok[j]: line j may serve as a primary. Non-add-on lines may; add-ons once supported.
     ok: list[bool] = []
-    active: list[tuple[int, Addon, frozenset[str]]] = []  # add-on lines, their listed primaries
+    active: list[tuple[int, AddonCode, frozenset[str]]] = []  # add-on lines, their listed primaries
     for i, line in enumerate(lines):
         code, on = line.procedure_code, line.service_date
         codes.append(code)
         dates.append(on)
         npis.append(line.rendering_provider_npi or default_npi)
         a = addons.get(code)
-        primaries = a.primaries_on(on) if a is not None else None
+        primaries = a.edit_on(on) if a is not None else None
         ok.append(primaries is None)
         if a is not None and primaries is not None:
             active.append((i, a, primaries))
@@ -340,19 +209,19 @@ def _any_ok(lines: list[int], ok: list[bool]) -> bool:
     return False
 
 
-def _no_primary(i: int, a: Addon, at: _Lines, ok: list[bool]) -> str:
+def _no_primary(i: int, a: AddonCode, at: _Lines, ok: list[bool]) -> str:
     on = at.dates[i]
     return (
         f"Line {at.lines[i].line_number}: add-on {a.code} has no primary on this claim for "
-        f"{on.isoformat()} by practitioner {at.npis[i]}{_why(i, a, at, ok)}; {a.fix_text(on)} on "
+        f"{on.isoformat()} by practitioner {at.npis[i]}{_why(i, a, at, ok)}; {_fix(a, on)} on "
         "the same date by the same practitioner, or remove the add-on."
     )
 
 
-def _why(i: int, a: Addon, at: _Lines, ok: list[bool]) -> str:
+def _why(i: int, a: AddonCode, at: _Lines, ok: list[bool]) -> str:
     """Why the nearest candidate primary on the claim does not count, when there is one."""
     on, npi = at.dates[i], at.npis[i]
-    primaries = a.primaries
+    primaries = a.windows
     for j, code in enumerate(at.codes):
         if j == i or code not in primaries:
             continue
@@ -369,9 +238,9 @@ def _why(i: int, a: Addon, at: _Lines, ok: list[bool]) -> str:
     return ""
 
 
-def _window_text(a: Addon, primary: str, on: date) -> str:
+def _window_text(a: AddonCode, primary: str, on: date) -> str:
     """Why a listed primary does not count on `on`: not yet, or no longer, in effect."""
-    windows = a.primaries[primary]
+    windows = a.windows[primary]
     later = [start for start, _ in windows if start > on]
     if later:
         return f"counts as a primary of {a.code} only from {min(later)}"
@@ -379,8 +248,8 @@ def _window_text(a: Addon, primary: str, on: date) -> str:
     return f"stopped counting as a primary of {a.code} after {ended}"
 
 
-def _unlisted(i: int, a: Addon, at: _Lines, j: int) -> str:
-    listed = a.listed_text(at.dates[i])
+def _unlisted(i: int, a: AddonCode, at: _Lines, j: int) -> str:
+    listed = _name_primaries(a.listed_on(at.dates[i]))
     which = f"listed: {listed}" if listed else "CMS lists none"
     other = at.codes[j]
     return (

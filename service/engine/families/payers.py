@@ -24,8 +24,14 @@ from datetime import date
 
 from service.engine.findings import finding
 from service.models.events import Claim, Finding, ServiceLine
-from service.ruletable.compiled import RuleTable
-from service.ruletable.policies import CodePairing, LevelLimit, PayerRules, Policies, PolicyRef
+from service.ruletable.compiled import (
+    CodePairing,
+    LevelLimit,
+    PayerRules,
+    Policies,
+    PolicyRef,
+    RuleTable,
+)
 
 __all__ = ["RULE_IDS", "check"]
 

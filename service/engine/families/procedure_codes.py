@@ -14,6 +14,9 @@ Accepted shapes (decision points):
 - Exactly as sent: lower case (`g0500`) and embedded modifiers (`64490-50`) are invalid, because
   every table the other families consult is keyed by the upper-case five-character code.
 
+The shape is written once, with the table (`service.ruletable.compiled.is_procedure_code`), which
+indexes the codes it names that have it (`RuleTable.procedure_codes`).
+
 Other families skip what they cannot judge on such a line (no fee-schedule indicator, no add-on
 edit, no place-of-service list matches an invalid code), so a bad code yields this one finding
 rather than a cascade; code-independent checks (modifier syntax, place-of-service code) still run.
@@ -25,49 +28,22 @@ import re
 
 from service.engine.findings import finding
 from service.models.events import Claim, Finding
-from service.ruletable.compiled import RuleTable
+from service.ruletable.compiled import RuleTable, is_procedure_code
 
 __all__ = ["RULE_IDS", "check", "is_procedure_code"]
 
 RULE_IDS: frozenset[str] = frozenset({"PROCEDURE_CODE_INVALID"})
 
-_SHAPE = re.compile(r"[0-9]{5}|[0-9]{4}[AFMTU]|[A-V][0-9]{4}")
-_is_shaped = _SHAPE.fullmatch
 _SHOWN = 8
 """At most this many characters of a bad code are echoed in a message."""
 
 
-def is_procedure_code(code: str) -> bool:
-    """True when `code` has the shape of a CPT (Category I/II/III, PLA) or HCPCS Level II code."""
-    return _is_shaped(code) is not None
-
-
-_known: tuple[RuleTable, frozenset[str]] | None = None
-"""(table, codes it names that have a valid shape), for the table seen last."""
-
-
-def _known_codes(table: RuleTable) -> frozenset[str]:
-    """Codes the table names with a valid shape: a set hit is cheaper than a regex match.
-
-    Built once per rule table and swapped in as one tuple, so a reader never pairs one table
-    with another table's set (the service holds one table per process).
-    """
-    global _known
-    cached = _known
-    if cached is not None and cached[0] is table:
-        return cached[1]
-    names = {*table.fee, *table.addons, *table.pos_allowed}
-    codes = frozenset(c for c in names if is_procedure_code(c))
-    _known = (table, codes)
-    return codes
-
-
 def check(claim: Claim, table: RuleTable) -> list[Finding]:
-    known = _known_codes(table)
+    known = table.procedure_codes  # a set hit is cheaper than the shape's regex
     out: list[Finding] = []
     for line in claim.service_lines:
         code = line.procedure_code
-        if code in known or _is_shaped(code) is not None:
+        if code in known or is_procedure_code(code):
             continue
         out.append(
             finding(

@@ -11,16 +11,15 @@ Decision points:
   taxonomy is in the current NUCC list, is not (no NPPES or NUCC file ships; billing-rules 7
   found no payer rule tying 64490-64495 to taxonomies).
 - Taxonomy letters must be upper case, as NUCC publishes them; a missing taxonomy is not flagged.
-- NPI and taxonomy results are cached per distinct string (a claim stream repeats a few
-  providers), so the hot path is a dictionary hit.
+- Nothing is remembered between claims: an NPI's check digit is summed from two ten-entry
+  tables (a digit, a doubled digit), ten look-ups per NPI.
 - Like the other issue-4 families it stays silent in a table built without `policies` (a
   hand-built test table), whose catalogue may lack these rule ids.
 """
 
 from __future__ import annotations
 
-import functools
-import re
+from types import MappingProxyType
 
 from service.engine.findings import finding
 from service.models.events import Claim, Finding, ServiceLine
@@ -30,15 +29,11 @@ __all__ = ["RULE_IDS", "check", "npi_is_valid", "taxonomy_is_valid"]
 
 RULE_IDS: frozenset[str] = frozenset({"NPI_INVALID", "TAXONOMY_INVALID"})
 
-_TAXONOMY = re.compile(r"[0-9A-Z]{9}X")
 
-def _prefix_sum() -> int:
-    """The Luhn contribution of 80840 when 9 digits and a check digit follow it (15 digits).
-
-    CMS publishes it as the constant 24 added to the usual Luhn sum of the 10-digit NPI.
-    """
+def _luhn(digits: str) -> int:
+    """The Luhn sum of `digits`: every second digit from the right doubled (less 9 above 9)."""
     total = 0
-    for i, ch in enumerate(reversed("80840" + "0" * 10)):
+    for i, ch in enumerate(reversed(digits)):
         d = int(ch)
         if i % 2 == 1:
             d *= 2
@@ -47,29 +42,34 @@ def _prefix_sum() -> int:
     return total
 
 
-_PREFIX_SUM = _prefix_sum()
+_PREFIX_SUM = _luhn("80840" + "0" * 10)
+"""The Luhn contribution of 80840 when 9 digits and a check digit follow it (15 digits).
+
+CMS publishes it as the constant 24 added to the usual Luhn sum of the 10-digit NPI."""
+_DIGIT = MappingProxyType({str(d): d for d in range(10)})
+_DOUBLED = MappingProxyType({str(d): _luhn(f"{d}0") for d in range(10)})
+"""A digit -> its Luhn double (5 -> 1: 10 less 9)."""
+_TAXONOMY_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
-@functools.lru_cache(maxsize=65536)
 def npi_is_valid(npi: str) -> bool:
     """10 ASCII digits whose last is the Luhn check digit over `80840` + the first 9."""
-    if len(npi) != 10 or not npi.isascii() or not npi.isdigit():
+    if len(npi) != 10:
         return False
-    total = _PREFIX_SUM
-    for i, ch in enumerate(reversed(npi)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    d, p = _DOUBLED, _DIGIT  # 10 digits: the first and every second one after it are doubled
+    try:
+        total = (
+            d[npi[0]] + p[npi[1]] + d[npi[2]] + p[npi[3]] + d[npi[4]]
+            + p[npi[5]] + d[npi[6]] + p[npi[7]] + d[npi[8]] + p[npi[9]]
+        )
+    except KeyError:  # not a digit 0-9
+        return False
+    return (_PREFIX_SUM + total) % 10 == 0
 
 
-@functools.lru_cache(maxsize=4096)
 def taxonomy_is_valid(code: str) -> bool:
     """A NUCC health-care provider taxonomy code shape: 9 of 0-9/A-Z, then `X`."""
-    return _TAXONOMY.fullmatch(code) is not None
+    return len(code) == 10 and code[9] == "X" and _TAXONOMY_CHARS.issuperset(code)
 
 
 def check(claim: Claim, table: RuleTable) -> list[Finding]:

@@ -20,21 +20,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from types import MappingProxyType
 
 from service.engine.findings import finding
 from service.models.events import Claim, Finding, ServiceLine
-from service.ruletable.compiled import RuleTable
-from service.ruletable.policies import MueLimit
+from service.ruletable.compiled import MueLimit, RuleTable
 
 __all__ = ["RULE_IDS", "check"]
 
 RULE_IDS: frozenset[str] = frozenset({"UNITS_EXCEED_LIMIT"})
 
-_MAI_TEXT = {
+_MAI_TEXT = MappingProxyType({
     1: "per line (MUE adjudication indicator 1)",
     2: "per date of service (MUE adjudication indicator 2, policy: modifiers do not bypass it)",
     3: "per date of service (MUE adjudication indicator 3, clinical)",
-}
+})
 
 
 def check(claim: Claim, table: RuleTable) -> list[Finding]:

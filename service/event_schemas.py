@@ -1,6 +1,4 @@
-"""JSON Schemas of the event contract, generated from the wire models (never hand-written).
-
-`write_schemas()` also writes the AsyncAPI document of the service next to them."""
+"""JSON Schemas of the event contract, generated from the wire models (never hand-written)."""
 
 from __future__ import annotations
 
@@ -11,7 +9,7 @@ from typing import Any
 
 from service.models.events import ClaimSubmitted, VerdictEvent
 
-__all__ = ["SCHEMAS", "render_schemas", "write_schemas", "write_texts"]
+__all__ = ["SCHEMAS", "render_schemas", "write_texts"]
 
 SCHEMA_BASE = "https://claims-validator.example/schemas/"
 
@@ -32,13 +30,6 @@ def render_schemas() -> dict[str, str]:
         }
         out[name] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
     return out
-
-
-def write_schemas(directory: Path) -> list[Path]:
-    """The JSON Schemas and the service's AsyncAPI document (`service.asyncapi`)."""
-    from service.asyncapi import write_asyncapi  # builds the app: only when writing
-
-    return [*write_texts(directory, render_schemas()), *write_asyncapi(directory)]
 
 
 def write_texts(directory: Path, texts: Mapping[str, str]) -> list[Path]:

@@ -1,4 +1,4 @@
-"""Medically Unlikely Edits: the shipped `mue.csv` rows and the importer of the official CMS file.
+"""The official CMS practitioner Medically Unlikely Edits (MUE) file -> `mue.csv`.
 
 CMS publishes the practitioner MUE table quarterly (`MCR_MUE_PractitionerServices_Eff_MM-DD-YYYY`,
 CSV and xlsx in one zip; F-MUE-FMT-3). Its four columns are `HCPCS/CPT Code`, `Practitioner
@@ -10,7 +10,7 @@ content, never by its position.
 `claims-validator rules import-mue --mue FILE [--out DIR]` turns that file into the two small files
 the loader reads: `mue.csv` (code, mue, mai, rationale) and `mue_source.json` (source file,
 release, sha256, rows and the reference every UNITS_EXCEED_LIMIT finding cites). It stages the
-new table, proves it with `load_table`, and only then writes into DIR. Until a CMS file is
+new table, proves it with `read_table`, and only then writes into DIR. Until a CMS file is
 imported, the shipped rows are CPT-descriptor limits for 64490-64495 (billing-rules 2.3), labelled
 as such; they are not CMS MUE values.
 """
@@ -25,23 +25,29 @@ import json
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from service.ruletable.importing import SourceFileError, cell_text, install_table, run_command
-from service.ruletable.load import DATA_DIR, MANIFEST_FILE
-from service.ruletable.schema import HCPCS_RE
+from service.ruletable.codes import HCPCS_RE
+from service.ruletable.file_models import (
+    MANIFEST_FILE,
+    MUE_COLUMNS,
+    MUE_FILE,
+    MUE_RELEASE_RE,
+    MUE_SOURCE_FILE,
+    MueRow,
+    MueSource,
+)
+from service.ruletable.importers.common import (
+    SourceFileError,
+    cell_text,
+    install_table,
+    run_command,
+)
+from service.ruletable.load import DATA_DIR
 
 __all__ = [
-    "MUE_COLUMNS",
-    "MUE_FILE",
-    "MUE_SOURCE_FILE",
     "MueImportError",
-    "MueRow",
-    "MueSource",
     "main_import_mue",
     "mue_csv_bytes",
     "mue_release",
@@ -49,12 +55,6 @@ __all__ = [
     "run_import_mue",
     "source_json_bytes",
 ]
-
-MUE_FILE = "mue.csv"
-MUE_SOURCE_FILE = "mue_source.json"
-MUE_COLUMNS = ("code", "mue", "mai", "rationale")
-
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 # Header cells compared with every space and line break removed, case-folded (F-MUE-FMT-1/2).
 _CODE_HEADER = "hcpcs/cptcode"
@@ -67,34 +67,6 @@ _MAI_HEADER = "mueadjudicationindicator"
 _RATIONALE_HEADER = "muerationale"
 _HEADER_SCAN_ROWS = 50
 _EFF_RE = re.compile(r"_Eff_(\d{2})-(\d{2})-(\d{4})", re.IGNORECASE)
-_RELEASE_RE = re.compile(r"^[a-z0-9]+$")
-
-
-class MueRow(BaseModel):
-    """One row of `mue.csv`: the practitioner MUE of one HCPCS/CPT code."""
-
-    model_config = _FROZEN
-
-    code: Annotated[str, Field(pattern=r"^[0-9A-Z]{5}$")]
-    mue: Annotated[int, Field(ge=0, le=99999)]
-    """Most units one provider reports for one patient on one date of service (F-MUE-1)."""
-    mai: Literal["1", "2", "3"]
-    """MUE adjudication indicator: 1 per line, 2 per date (policy), 3 per date (clinical)."""
-    rationale: Annotated[str, Field(min_length=1)]
-
-
-class MueSource(BaseModel):
-    """`mue_source.json`: where the rows of `mue.csv` come from."""
-
-    model_config = _FROZEN
-
-    source_file: Annotated[str, Field(min_length=1)]
-    release: Annotated[str, Field(pattern=_RELEASE_RE.pattern)]
-    """Short label for the table version string, e.g. `2026q2`, or `descriptor`."""
-    source_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None
-    rows: Annotated[int, Field(ge=0, strict=True)]
-    reference: Annotated[str, Field(min_length=1)]
-    """What each UNITS_EXCEED_LIMIT finding says the limit rests on."""
 
 
 class MueImportError(SourceFileError):
@@ -239,7 +211,9 @@ def source_json_bytes(source: MueSource) -> bytes:
     return (json.dumps(source.model_dump(), indent=2, sort_keys=True) + "\n").encode()
 
 
-def run_import_mue(mue: Path, out_dir: Path, *, release: str | None = None) -> MueSource:
+def run_import_mue(
+    mue: Path, out_dir: Path, *, rule_ids: Collection[str], release: str | None = None
+) -> MueSource:
     """Read the official file, write `mue.csv` + `mue_source.json` into `out_dir`, prove it loads.
 
     `out_dir` lacking a table (no manifest.json) is seeded with the shipped data first. The new
@@ -247,7 +221,7 @@ def run_import_mue(mue: Path, out_dir: Path, *, release: str | None = None) -> M
     """
     rows = read_official_mue(mue)
     label = release if release is not None else mue_release(mue)
-    if not _RELEASE_RE.fullmatch(label):
+    if not MUE_RELEASE_RE.fullmatch(label):
         raise MueImportError(mue.name, "-", "-", f"release {label!r}: use a-z and 0-9 only")
     sha = hashlib.sha256(mue.read_bytes()).hexdigest()
     source = MueSource(
@@ -264,7 +238,7 @@ def run_import_mue(mue: Path, out_dir: Path, *, release: str | None = None) -> M
         shutil.copytree(base, stage, ignore=shutil.ignore_patterns("__pycache__", "*.tmp"))
         for file, content in outputs.items():
             (stage / file).write_bytes(content)
-        install_table(stage, out_dir, outputs)
+        install_table(stage, out_dir, outputs, rule_ids=rule_ids)
     return source
 
 
@@ -283,11 +257,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main_import_mue(argv: list[str]) -> int:
-    """`claims-validator rules import-mue`: 0 done, 1 a bad file (row/column named), 2 usage."""
+def main_import_mue(argv: list[str], *, rule_ids: Collection[str]) -> int:
+    """`claims-validator rules import-mue`: 0 done, 1 a bad file (row/column named), 2 usage.
+
+    `rule_ids`: the rules the new table's catalogue must cover (every rule the engine emits).
+    """
 
     def run(args: argparse.Namespace) -> str:
-        source = run_import_mue(args.mue, args.out, release=args.release)
+        source = run_import_mue(args.mue, args.out, rule_ids=rule_ids, release=args.release)
         return (
             f"MUE table {source.release} ({source.rows} codes from {source.source_file}) "
             f"written to {args.out}"

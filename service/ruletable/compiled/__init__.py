@@ -1,0 +1,33 @@
+"""The compiled, frozen rule table: the only part of `service.ruletable` the engine reads."""
+
+from service.ruletable.compiled.addons import AddonCode, AddonPairing
+from service.ruletable.compiled.diagnoses import DiagnosisCodeSet, icd_display, icd_key
+from service.ruletable.compiled.policies import (
+    CodePairing,
+    LevelLimit,
+    MueLimit,
+    PayerRules,
+    Policies,
+    PolicyRef,
+)
+from service.ruletable.compiled.provenance import Provenance
+from service.ruletable.compiled.table import FeeIndicators, RuleInfo, RuleTable, is_procedure_code
+
+__all__ = [
+    "AddonCode",
+    "AddonPairing",
+    "CodePairing",
+    "DiagnosisCodeSet",
+    "FeeIndicators",
+    "LevelLimit",
+    "MueLimit",
+    "PayerRules",
+    "Policies",
+    "PolicyRef",
+    "Provenance",
+    "RuleInfo",
+    "RuleTable",
+    "icd_display",
+    "icd_key",
+    "is_procedure_code",
+]

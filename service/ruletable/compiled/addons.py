@@ -1,0 +1,136 @@
+"""Add-on code edits of the CMS NCCI AOC file, compiled once for the pairing and modifiers rules.
+
+An `AddonCode` is built from its pairing rows; on construction it lays the rows out for the hot
+path (date windows as tuples, the listed primaries per era), so a rule asks each question with
+one bisect or one comparison and never walks the rows.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Literal
+
+__all__ = ["AddonCode", "AddonPairing"]
+
+_DAY = timedelta(days=1)
+_NO_PRIMARIES: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class AddonPairing:
+    """One listed (add-on, primary) edit of the CMS NCCI AOC file, with its effective window."""
+
+    primary: str
+    effective: date
+    deleted: date | None
+    """Last day the pairing is in effect (inclusive); None while active."""
+    primary_deleted: date | None
+    """Last day the primary code itself is valid (inclusive); None while active."""
+
+    @property
+    def last_day(self) -> date:
+        """Last day the primary counts (pairing and primary code both in effect); date.max while
+        both are active."""
+        return min(self.deleted or date.max, self.primary_deleted or date.max)
+
+
+@dataclass(frozen=True, slots=True)
+class AddonCode:
+    """An add-on code (AOC Type 1, 2 or 3) and its listed primaries."""
+
+    code: str
+    edit_type: Literal[1, 2, 3]
+    deleted: date | None
+    """Last day the add-on code is valid (inclusive); None while active."""
+    pairings: tuple[AddonPairing, ...]
+    contractor_defined: bool
+    """True when the file lists `CCCCC`: contractors may accept primaries of their own."""
+
+    # Laid out from the fields above on construction.
+    last_day: date = field(init=False, repr=False, compare=False)
+    """Last day the add-on code is valid (date.max while active)."""
+    spans: tuple[tuple[date, date], ...] = field(init=False, repr=False, compare=False)
+    """Disjoint windows, ascending, in which some edit row is in effect (pairing effective ..
+    pairing deleted); usually one, however many rows the add-on has."""
+    windows: Mapping[str, tuple[tuple[date, date], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    """Primary -> windows in which that primary counts (pairing and primary code in effect)."""
+    eras: tuple[date, ...] = field(init=False, repr=False, compare=False)
+    """Dates on which the set of listed primaries changes, ascending."""
+    era_sets: tuple[frozenset[str], ...] = field(init=False, repr=False, compare=False)
+    """The primaries in effect from each era's date: one bisect, then a set hit per line."""
+    era_lists: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
+    """The same primaries, sorted, as messages name them."""
+
+    def __post_init__(self) -> None:
+        windows: dict[str, list[tuple[date, date]]] = {}
+        spans: list[tuple[date, date]] = []
+        for p in self.pairings:
+            spans.append((p.effective, p.deleted or date.max))
+            windows.setdefault(p.primary, []).append((p.effective, p.last_day))
+        eras = sorted(
+            {start for ws in windows.values() for start, _ in ws}
+            | {end + _DAY for ws in windows.values() for _, end in ws if end < date.max}
+        )
+        sets = tuple(
+            frozenset(p for p, ws in windows.items() if any(s <= on <= e for s, e in ws))
+            for on in eras
+        )
+        init = object.__setattr__  # frozen: the derived fields are set once, here
+        init(self, "last_day", self.deleted or date.max)
+        init(self, "spans", _merged(spans))
+        init(self, "windows", {k: tuple(v) for k, v in windows.items()})
+        init(self, "eras", tuple(eras))
+        init(self, "era_sets", sets)
+        init(self, "era_lists", tuple(tuple(sorted(s)) for s in sets))
+
+    def edit_on(self, on: date) -> frozenset[str] | None:
+        """The listed primaries in effect on `on`; None when the code is no add-on edit on `on`.
+
+        The two questions the pairing rule asks of every add-on line, in one call.
+        """
+        if on > self.last_day:
+            return None
+        if not self.contractor_defined:
+            for start, end in self.spans:
+                if start <= on <= end:
+                    break
+            else:
+                return None
+        era = bisect_right(self.eras, on) - 1  # `primaries_on`, without a second call
+        return self.era_sets[era] if era >= 0 else _NO_PRIMARIES
+
+    def is_addon_on(self, on: date) -> bool:
+        """An add-on edit applies when the code is valid and any of its pairing rows (or the
+        contractor-defined row) is in effect on that date."""
+        return self.edit_on(on) is not None
+
+    def primaries_on(self, on: date) -> frozenset[str]:
+        """The listed primaries of this add-on in effect on `on`."""
+        era = bisect_right(self.eras, on) - 1
+        return self.era_sets[era] if era >= 0 else _NO_PRIMARIES
+
+    def listed_on(self, on: date) -> tuple[str, ...]:
+        """The listed primaries in effect on `on`, sorted (for messages)."""
+        era = bisect_right(self.eras, on) - 1
+        return self.era_lists[era] if era >= 0 else ()
+
+    def lists(self, primary: str, on: date) -> bool:
+        """Is `primary` a listed primary of this add-on on `on`?"""
+        return primary in self.primaries_on(on)
+
+
+def _merged(windows: list[tuple[date, date]]) -> tuple[tuple[date, date], ...]:
+    """The days of `windows` as the fewest disjoint windows, ascending (touching ones join)."""
+    out: list[tuple[date, date]] = []
+    for start, end in sorted(windows):
+        if out and (out[-1][1] == date.max or start <= out[-1][1] + _DAY):
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return tuple(out)

@@ -1,0 +1,93 @@
+"""The compiled rule table: everything the engine reads, frozen, with its look-ups built once.
+
+Nothing here parses files or validates: `service.ruletable.load` does that and hands over these
+structures. Each index a rule needs is derived on construction from the table's own fields, so
+the engine keeps no state of its own and a table made with `dataclasses.replace` never pairs
+with another table's indexes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from service.ruletable.compiled.addons import AddonCode
+from service.ruletable.compiled.policies import Policies
+from service.ruletable.compiled.provenance import Provenance
+
+__all__ = ["FeeIndicators", "RuleInfo", "RuleTable", "is_procedure_code"]
+
+_PROCEDURE_SHAPE = re.compile(r"[0-9]{5}|[0-9]{4}[AFMTU]|[A-V][0-9]{4}")
+_NO_50 = frozenset({"0", "2", "9"})
+"""Bilateral indicators under which modifier 50 is not allowed."""
+
+
+def is_procedure_code(code: str) -> bool:
+    """True when `code` has the shape of a CPT (Category I/II/III, PLA) or HCPCS Level II code."""
+    return _PROCEDURE_SHAPE.fullmatch(code) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class FeeIndicators:
+    """MPFS payment-policy indicators for one code (its RVU-file row without a modifier)."""
+
+    status: str
+    global_days: str
+    mult_proc: str
+    bilateral: str
+    pctc: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInfo:
+    """Catalogue entry of one rule: what the README table and every finding cite."""
+
+    rule_id: str
+    family: str
+    severity: Literal["error", "warning"]
+    summary: str
+    action: str
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTable:
+    """Everything the engine knows. Built by `service.ruletable.load`, never mutated."""
+
+    version: str
+    """Names the data a verdict was judged by, e.g. `aoc-2026q2.pfs-2025jan.pos-2024.curated-1`."""
+    digest: str
+    """sha256 over the shipped data files: two tables with one digest judge identically."""
+    rules: Mapping[str, RuleInfo]
+    addons: Mapping[str, AddonCode]
+    fee: Mapping[str, FeeIndicators]
+    pos_codes: Mapping[str, str]
+    """CMS place-of-service code -> name."""
+    pos_allowed: Mapping[str, frozenset[str]]
+    """Procedure code -> places of service allowed (curated); codes absent here are unrestricted."""
+    provenance: tuple[Provenance, ...] = ()
+    policies: Policies | None = None
+    """ICD-10-CM, MUE and payer data of the diagnoses, units, providers and payers rules; None in
+    hand-built tables, where those rules stay silent."""
+
+    # Indexes derived from the fields above on construction.
+    procedure_codes: frozenset[str] = field(init=False, repr=False, compare=False)
+    """Codes the table names that have a procedure-code shape: a set hit instead of a regex."""
+    no_modifier_50: Mapping[str, str] = field(init=False, repr=False, compare=False)
+    """Code -> its bilateral indicator, for the indicators that forbid modifier 50 (0, 2, 9)."""
+    bilateral_one: frozenset[str] = field(init=False, repr=False, compare=False)
+    """Codes of bilateral indicator 1: one line with modifier 50 for both sides."""
+    no_pctc: frozenset[str] = field(init=False, repr=False, compare=False)
+    """Codes of PC/TC indicator 0: modifiers 26 and TC do not apply."""
+
+    def __post_init__(self) -> None:
+        fee = self.fee
+        names = {*fee, *self.addons, *self.pos_allowed}
+        init = object.__setattr__  # frozen: the indexes are set once, here
+        init(self, "procedure_codes", frozenset(c for c in names if is_procedure_code(c)))
+        no_50 = {c: f.bilateral for c, f in fee.items() if f.bilateral in _NO_50}
+        init(self, "no_modifier_50", no_50)
+        init(self, "bilateral_one", frozenset(c for c, f in fee.items() if f.bilateral == "1"))
+        init(self, "no_pctc", frozenset(c for c, f in fee.items() if f.pctc == "0"))
