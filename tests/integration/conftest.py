@@ -245,6 +245,7 @@ class Received(RecordReading):
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
+    timestamp: int = -1
 
 
 async def read_topics(
@@ -269,7 +270,15 @@ async def read_topics(
             batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
             for records in batch.values():
                 out.extend(
-                    Received(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers))
+                    Received(
+                        r.topic,
+                        r.partition,
+                        r.offset,
+                        r.key,
+                        r.value,
+                        tuple(r.headers),
+                        r.timestamp,
+                    )
                     for r in records
                     if r.offset < ends[TopicPartition(r.topic, r.partition)]
                 )

@@ -18,6 +18,7 @@ from faststream import TestApp
 from structlog.testing import capture_logs
 
 from service.app import create_app
+from service.publishing import BatchingProducer
 from service.ruletable.compiled import RuleTable
 from service.settings import (
     ConsumerSettings,
@@ -41,7 +42,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 
 class WrappedProducer:
     """A real idempotent producer; `hold` keeps acknowledgements back, `send_timeouts` makes
-    the first sends raise KafkaTimeoutError."""
+    the first sends raise KafkaTimeoutError. It only offers `send()`, so the service sends
+    one record at a time through it."""
 
     def __init__(self, bootstrap: str, *, send_timeouts: int = 0) -> None:
         self._bootstrap = bootstrap
@@ -74,11 +76,35 @@ class WrappedProducer:
             raise KafkaTimeoutError()
         ack = await self._real.send(topic, value, key=key, headers=headers)
         self.sends += 1
-        return self._acknowledged(ack)
+        return asyncio.ensure_future(self._acknowledged(ack))
 
     async def _acknowledged(self, ack: Any) -> Any:
+        result = await ack  # the broker has the record
         await self.hold.wait()
-        return await ack
+        return result
+
+
+class HeldBatchingProducer(WrappedProducer):
+    """The service's real path: aiokafka's batch API (`create_batch` / `send_batch`), with the
+    acknowledgement of each record batch held back until `hold` is set. The broker has written
+    the batch by then; only the service does not know it yet."""
+
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__(bootstrap)
+        self.batches = 0
+        self.records = 0
+
+    def create_batch(self) -> Any:
+        return self._real.create_batch()
+
+    async def partitions_for(self, topic: str) -> Any:
+        return await self._real.partitions_for(topic)
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+        ack = await self._real.send_batch(batch, topic, partition=partition)
+        self.batches += 1
+        self.records += batch.record_count()
+        return asyncio.ensure_future(self._acknowledged(ack))
 
 
 def _settings(bootstrap: str, topics: Topics) -> Settings:
@@ -109,30 +135,45 @@ async def _until(predicate: Any, what: str, timeout_s: float = 30) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_offsets_are_not_committed_until_the_broker_acknowledged_the_verdicts(
+async def test_nothing_is_committed_while_the_real_producers_batch_acknowledgements_are_held(
     kafka_bootstrap: str, topics: Topics, table: RuleTable
 ) -> None:
-    claims = [(f"H-{i}".encode(), encode(claim_event(f"H-{i}"))) for i in range(10)]
+    """The service's own batching path against the real broker: its verdict batches are on
+    the broker, but while their acknowledgements are held back the group commits nothing;
+    once they are released, the offsets are committed to the end. Auto-commit is off on the
+    running consumer itself (no waiting for an auto-commit interval to pass)."""
+    total = 600
+    claims = [(f"H-{i}".encode(), encode(claim_event(f"H-{i}"))) for i in range(total)]
     await produce(kafka_bootstrap, topics.submitted, claims)
-    producer = WrappedProducer(kafka_bootstrap)
+    producer = HeldBatchingProducer(kafka_bootstrap)
     producer.hold.clear()
     app = create_app(_settings(kafka_bootstrap, topics), table, producer=producer)
+    assert isinstance(producer, BatchingProducer)
 
     async with TestApp(app):
-        await _until(lambda: producer.sends == 10, "10 verdicts sent")
-        # Longer than aiokafka's 5 s auto-commit interval, so auto-commit would show too.
-        await asyncio.sleep(6)
+        [subscriber] = app.broker.subscribers
+        consumer = subscriber.consumer
+        assert consumer is not None
+        assert consumer._enable_auto_commit is False
+        assert consumer._coordinator._enable_auto_commit is False
+
+        # The first consumed batch's verdicts are written (read back from the broker), none
+        # acknowledged to the app; it cannot take the next batch before this one is done.
+        await _until(lambda: producer.batches > 1, "verdict batches sent")
+        handed = producer.records
+        on_broker = await read_topics(kafka_bootstrap, topics.outputs, at_least=handed)
+        assert len(on_broker) >= handed > 0
+        assert 0 == producer.sends  # all of it went through the batch API
         held, ends = await committed_and_end(kafka_bootstrap, topics.submitted, topics.group)
         assert {0: -1, 1: -1, 2: -1} == held
-        assert 10 == sum(ends.values())
+        assert total == sum(ends.values())
 
         producer.hold.set()
-        committed = await wait_committed_to_end(
-            kafka_bootstrap, topics.submitted, topics.group
-        )
-    assert 10 == sum(committed.values())
-    received = await read_topics(kafka_bootstrap, topics.outputs, at_least=10)
-    assert {f"H-{i}".encode() for i in range(10)} == {r.key for r in received}
+        committed = await wait_committed_to_end(kafka_bootstrap, topics.submitted, topics.group)
+    assert total == sum(committed.values())
+    received = await read_topics(kafka_bootstrap, topics.outputs, at_least=total)
+    assert {f"H-{i}".encode() for i in range(total)} == {r.key for r in received}
+    assert total == len(received)  # released, not resent
 
 
 async def test_send_timeouts_are_retried_until_published_then_committed(
