@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -121,15 +120,8 @@ async def fault_topics(
     """Fresh topics and group on the fault broker (started again if a test left it down)."""
     if not await fault_broker.answers():
         await asyncio.to_thread(fault_broker.start)
-    base = re.sub(r"[^a-zA-Z0-9._-]", "-", f"f-{request.node.name[:40]}-{uuid.uuid4().hex[:6]}")
-    names = Topics(
-        submitted=f"{base}.submitted",
-        accepted=f"{base}.accepted",
-        flagged=f"{base}.flagged",
-        dead_letter=f"{base}.dead-letter",
-        group=f"{base}-group",
-    )
-    every = [names.submitted, *names.outputs]
+    names = Topics.fresh(f"f-{request.node.name[:40]}")
+    every = names.every
     kafka = KafkaSettings(bootstrap_servers=fault_broker.bootstrap)
     await create_topics(kafka, every, partitions=PARTITIONS)
     yield names

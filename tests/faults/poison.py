@@ -28,14 +28,16 @@ BAD_KEY = b"\xff\xfeKEY\xc3"
 
 
 class _SwappedHeaderKey(BatchBuilder):  # type: ignore[misc]
-    """A batch whose built bytes carry BAD_KEY where PLACEHOLDER_KEY was appended."""
+    """A batch whose built bytes carry BAD_KEY wherever PLACEHOLDER_KEY was appended."""
 
     def _build(self) -> Any:
         if self._buffer is not None:  # built (and swapped) already: the sender asks again
             return self._buffer
         built = bytearray(super()._build())
-        at = built.index(PLACEHOLDER_KEY.encode())
-        built[at : at + len(BAD_KEY)] = BAD_KEY
+        at = built.find(PLACEHOLDER_KEY.encode())
+        while at >= 0:
+            built[at : at + len(BAD_KEY)] = BAD_KEY
+            at = built.find(PLACEHOLDER_KEY.encode(), at)
         struct.pack_into(">I", built, CRC_OFFSET, calc_crc32c(bytes(built[CRC_FROM:])))
         self._buffer = built
         return built
@@ -45,11 +47,23 @@ async def produce_raw_header_key(
     bootstrap: str, topic: str, key: bytes, value: bytes, partition: int = 0
 ) -> int:
     """One record whose header key is the non-UTF-8 BAD_KEY; its offset."""
+    return await produce_batch_with_bad_header_keys(
+        bootstrap, topic, [(key, value, True)], partition
+    )
+
+
+async def produce_batch_with_bad_header_keys(
+    bootstrap: str, topic: str, records: list[tuple[bytes, bytes, bool]], partition: int = 0
+) -> int:
+    """One record batch of (key, value, bad) to `partition`, the bad ones with the header key
+    BAD_KEY (the others with a plain one); the batch's base offset."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
     await producer.start()
     try:
         batch = _SwappedHeaderKey(16_384, 0)  # 0: no compression
-        batch.append(timestamp=None, key=key, value=value, headers=[(PLACEHOLDER_KEY, b"v")])
+        for key, value, bad in records:
+            header = (PLACEHOLDER_KEY if bad else "trace-id", b"v")
+            batch.append(timestamp=None, key=key, value=value, headers=[header])
         metadata = await (await producer.send_batch(batch, topic, partition=partition))
         offset: int = metadata.offset
         return offset

@@ -17,7 +17,6 @@ import socket
 import ssl
 import subprocess
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -264,15 +263,8 @@ def secure_broker(
 @asynccontextmanager
 async def fresh_topics(bootstrap: str, label: str) -> AsyncIterator[Topics]:
     """Fresh 3-partition topics and group named after `label`; deleted afterwards."""
-    base = re.sub(r"[^a-zA-Z0-9._-]", "-", f"faults-{label[:40]}-{uuid.uuid4().hex[:8]}")
-    topics = Topics(
-        submitted=f"{base}.submitted",
-        accepted=f"{base}.accepted",
-        flagged=f"{base}.flagged",
-        dead_letter=f"{base}.dead-letter",
-        group=f"{base}-group",
-    )
-    names = [topics.submitted, *topics.outputs]
+    topics = Topics.fresh(f"faults-{label[:40]}")
+    names = topics.every
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
     await create_topics(kafka, names, partitions=PARTITIONS)
     try:

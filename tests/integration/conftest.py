@@ -170,9 +170,25 @@ class Topics:
     dead_letter: str
     group: str
 
+    @classmethod
+    def fresh(cls, label: str) -> Topics:
+        """Names no other test uses: `label` (made safe for Kafka) and a random suffix."""
+        base = re.sub(r"[^a-zA-Z0-9._-]", "-", f"{label[:44]}-{uuid.uuid4().hex[:8]}")
+        return cls(
+            submitted=f"{base}.submitted",
+            accepted=f"{base}.accepted",
+            flagged=f"{base}.flagged",
+            dead_letter=f"{base}.dead-letter",
+            group=f"{base}-group",
+        )
+
     @property
     def outputs(self) -> list[str]:
         return [self.accepted, self.flagged, self.dead_letter]
+
+    @property
+    def every(self) -> list[str]:
+        return [self.submitted, *self.outputs]
 
     def env(self) -> dict[str, str]:
         return {
@@ -187,22 +203,13 @@ class Topics:
 @pytest.fixture
 async def topics(kafka_bootstrap: str, request: pytest.FixtureRequest) -> AsyncIterator[Topics]:
     """Fresh 3-partition topics and a fresh group for one test; deleted afterwards."""
-    base = f"it-{request.node.name[:40].strip('_')}-{uuid.uuid4().hex[:8]}"
-    base = re.sub(r"[^a-zA-Z0-9._-]", "-", base)
-    names = Topics(
-        submitted=f"{base}.submitted",
-        accepted=f"{base}.accepted",
-        flagged=f"{base}.flagged",
-        dead_letter=f"{base}.dead-letter",
-        group=f"{base}-group",
-    )
-    all_names = [names.submitted, *names.outputs]
+    names = Topics.fresh(f"it-{request.node.name[:40].strip('_')}")
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
-    await create_topics(kafka, all_names, partitions=PARTITIONS)
+    await create_topics(kafka, names.every, partitions=PARTITIONS)
     try:
         yield names
     finally:
-        await delete_topics(kafka, all_names)
+        await delete_topics(kafka, names.every)
 
 
 # ------------------------------------------------------------------ clients ----

@@ -11,14 +11,12 @@
 from __future__ import annotations
 
 import asyncio
-import struct
 from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
-from aiokafka.record.util import calc_crc32c  # type: ignore[import-untyped]
 
+from tests.faults.poison import produce_batch_with_bad_header_keys
 from tests.integration.conftest import (
     PARTITIONS,
     ServiceProcess,
@@ -32,39 +30,6 @@ from tests.integration.test_observability import _free_port, get, http_get, scra
 from tests.service.claims import claim_event, encode
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
-
-_MARK = "MARKX"
-_NOT_UTF8 = b"\xff\xfe\xfd\xfc\xfb"
-_CRC_AT, _CRC_FROM = 17, 21
-"""Record batch v2: the CRC-32C at byte 17 covers everything from the attributes (byte 21)."""
-
-
-async def produce_with_bad_header_key(
-    bootstrap: str, topic: str, partition: int, records: list[tuple[bytes, bytes, bool]]
-) -> int:
-    """One record batch of (key, value, bad) to `partition`; a bad record carries a header key
-    that is not UTF-8 (no client API writes one: the batch is patched and its CRC redone).
-    The base offset of the batch."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False
-    )
-    await producer.start()
-    try:
-        batch = producer.create_batch()
-        for key, value, bad in records:
-            header = (_MARK if bad else "trace-id", b"t")
-            assert batch.append(key=key, value=value, timestamp=None, headers=[header])
-        buffer = batch._build()
-        at = buffer.find(_MARK.encode())
-        while at >= 0:
-            buffer[at : at + len(_NOT_UTF8)] = _NOT_UTF8
-            at = buffer.find(_MARK.encode(), at)
-        struct.pack_into(">I", buffer, _CRC_AT, calc_crc32c(bytes(buffer[_CRC_FROM:])))
-        metadata = await (await producer.send_batch(batch, topic, partition=partition))
-        return int(metadata.offset)
-    finally:
-        await producer.stop()
-
 
 def _claim(claim_id: str) -> tuple[bytes, bytes]:
     return claim_id.encode(), encode(claim_event(claim_id))
@@ -97,12 +62,15 @@ async def test_a_header_key_that_is_not_utf8_stops_its_partition_there_and_says_
     kafka_bootstrap: str, topics: Topics, services: list[ServiceProcess], tmp_path: Path
 ) -> None:
     stuck = 0
-    base = await produce_with_bad_header_key(
+    base = await produce_batch_with_bad_header_keys(
         kafka_bootstrap,
         topics.submitted,
+        [
+            (b"K-0", _claim("K-0")[1], False),
+            (b"K-1", _claim("K-1")[1], True),
+            (b"K-2", _claim("K-2")[1], False),
+        ],
         stuck,
-        [(b"K-0", _claim("K-0")[1], False), (b"K-1", _claim("K-1")[1], True),
-         (b"K-2", _claim("K-2")[1], False)],
     )
     others = [_claim(f"O-{i}") for i in range(60)]
     sent = await produce(kafka_bootstrap, topics.submitted, others)
