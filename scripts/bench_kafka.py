@@ -736,11 +736,12 @@ def passthrough() -> int:
     producer) with a judge that copies each record to the output topic unjudged."""
     from datetime import datetime
 
-    from service.app import create_app, serve, tune_gc
+    from service.app import create_app
     from service.limits import Limits
     from service.logs import configure_logging
     from service.routing import InputRecord, Outcome, OutRecord, Source, Topics
     from service.ruletable.compiled import RuleTable
+    from service.serving import serve, tune_gc
     from service.settings import HttpSettings, load_settings
 
     out_topic = os.environ.pop("BENCH_PASSTHROUGH_TOPIC")

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
-        from service.app import run
+        from service.serving import run
         from service.settings import ConfigError, load_settings
 
         try:

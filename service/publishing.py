@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Generic, Protocol, TypeVar, cast, runtime_checkable
+from typing import Final, Generic, Protocol, TypeVar, cast
 
 import structlog
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # no py.typed marker
 from aiokafka.errors import (  # type: ignore[import-untyped]
     CorruptRecordException,
     InvalidProducerEpoch,
@@ -48,14 +47,10 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
     RecordTooLargeError,
     UnknownProducerId,
 )
-from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyped]
-from aiokafka.record.default_records import (  # type: ignore[import-untyped]
-    DefaultRecordBatchBuilder,
-)
-from faststream.kafka.security import parse_security
 
+from service.packing import CHUNK, Packer, send_each
+from service.producers import MAX_REQUEST_SIZE, BatchingProducer, Producer
 from service.routing import OutRecord
-from service.settings import Settings
 
 PRODUCER_STATE_ERRORS: Final = (
     OutOfOrderSequenceNumber,
@@ -76,106 +71,20 @@ REFUSED_ERRORS: Final = (
 """The broker refuses the record itself: sending it again can never succeed."""
 
 __all__ = [
-    "MAX_REQUEST_SIZE",
     "PRODUCER_STATE_ERRORS",
     "REFUSED_ERRORS",
     "BatchPublisher",
-    "BatchingProducer",
-    "Producer",
     "PublishFailed",
     "PublishHealth",
     "PublishObserver",
     "PublishStalled",
     "Publishable",
     "Published",
-    "RecordBatchBuilder",
-    "build_producer",
 ]
 
 log = structlog.get_logger("claims_validator.publish")
 
-CHUNK = 200
-"""Records judged between two looks at the producer: packing their partitions, handing over the
-batches whose predecessors are acknowledged, and a yield to the event loop so the producer's
-sender task ships them."""
-
-MAX_REQUEST_SIZE = 1_048_576
-"""The producer's `max_request_size` (aiokafka's default); a record estimated larger fails as
-`send()` would fail it, with MessageSizeTooLargeError."""
-
 _ERROR_TEXT_LIMIT = 300
-_PARTITIONER: Final = DefaultPartitioner()
-
-
-class Producer(Protocol):
-    """The part of `aiokafka.AIOKafkaProducer` every producer must have."""
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes | None]] | None = None,
-    ) -> Awaitable[Any]: ...
-
-
-class RecordBatchBuilder(Protocol):
-    """`aiokafka.producer.message_accumulator.BatchBuilder`: one partition's record batch."""
-
-    def append(
-        self,
-        *,
-        timestamp: int | None,
-        key: bytes | None,
-        value: bytes | None,
-        headers: list[tuple[str, bytes | None]],
-    ) -> object | None:
-        """Metadata of the appended record; None when the batch is full (the first record of
-        an empty batch is always taken)."""
-
-    def close(self) -> None: ...
-
-
-@runtime_checkable
-class BatchingProducer(Producer, Protocol):
-    """A producer with aiokafka's batch API (`AIOKafkaProducer` has it)."""
-
-    def create_batch(self) -> RecordBatchBuilder: ...
-
-    async def send_batch(
-        self, batch: RecordBatchBuilder, topic: str, *, partition: int
-    ) -> Awaitable[Any]: ...
-
-    async def partitions_for(self, topic: str) -> Collection[int]: ...
-
-
-def build_producer(settings: Settings) -> Producer:
-    """The verdict producer: acks from all in-sync replicas, idempotent, batched.
-
-    Must be called inside the running event loop (aiokafka binds to it).
-    """
-    kafka = settings.kafka
-    producer: Producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.servers,
-        client_id=f"{kafka.client_id}-producer",
-        request_timeout_ms=kafka.request_timeout_ms,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=settings.publish.linger_ms,
-        max_batch_size=settings.publish.max_batch_size,
-        max_request_size=MAX_REQUEST_SIZE,
-        compression_type=None
-        if settings.publish.compression_type == "none"
-        else settings.publish.compression_type,
-        **parse_security(kafka.security()),
-    )
-    return producer
 
 
 class PublishStalled(Exception):
@@ -354,7 +263,7 @@ class BatchPublisher:
         the failures by index in `sent`."""
         producer = self._producer()
         if isinstance(producer, BatchingProducer):
-            packer = _Packer(producer, self._max_request_size)
+            packer = Packer(producer, self._max_request_size)
             start = 0
             for item in items:
                 sent.append(item)
@@ -367,7 +276,7 @@ class BatchPublisher:
             await packer.add(sent, start, len(sent))
             await packer.hand_over(only_if_idle=False)
             return await packer.acknowledged()
-        return await _send_each(producer, items, sent=sent)
+        return await send_each(producer, items, sent=sent)
 
 
 def _numbered(items: Iterable[P], done: list[P]) -> Iterator[tuple[int, P]]:
@@ -379,165 +288,6 @@ def _numbered(items: Iterable[P], done: list[P]) -> Iterator[tuple[int, P]]:
 
 def _detail(error: BaseException) -> str:
     return str(error)[:_ERROR_TEXT_LIMIT]
-
-
-class _Open:
-    """A record batch being filled for one partition, and the indexes of its records."""
-
-    __slots__ = ("builder", "indexes")
-
-    def __init__(self, builder: RecordBatchBuilder) -> None:
-        self.builder = builder
-        self.indexes: list[int] = []
-
-
-class _Packer:
-    """One attempt at sending a list of records through per-partition record batches."""
-
-    def __init__(self, producer: BatchingProducer, max_request_size: int) -> None:
-        self._producer = producer
-        self._max_request_size = max_request_size
-        self._partitions: dict[str, list[int] | BaseException] = {}
-        """Sorted partition ids by topic, or why they could not be had (for this attempt)."""
-        self._open: dict[tuple[str, int], _Open] = {}
-        self._acks: list[tuple[Awaitable[Any], Sequence[int]]] = []
-        self._handed_over = 0
-        """How many of `_acks` were there at the last hand-over."""
-        self._failures: dict[int, BaseException] = {}
-
-    async def add(self, sent: Sequence[tuple[int, Publishable]], start: int, stop: int) -> None:
-        """Pack `sent[start:stop]` into the open batches (sending any that fills up)."""
-        keyed: list[int] = []
-        keys: list[bytes] = []
-        for index in range(start, stop):
-            rec = sent[index][1].out
-            key = rec.key
-            if key is None:
-                await self._send_keyless(index, rec)
-            else:
-                keyed.append(index)
-                keys.append(key)
-        for index, key in zip(keyed, keys, strict=True):
-            rec = sent[index][1].out
-            partitions = self._partitions.get(rec.topic)
-            if partitions is None:
-                partitions = self._partitions[rec.topic] = await self._partitions_of(rec.topic)
-            if isinstance(partitions, BaseException):
-                self._failures[index] = partitions
-                continue
-            # Where aiokafka's (and the Java client's) default partitioner puts the key.
-            partition = _PARTITIONER(key, partitions, partitions)
-            await self._append(index, rec, (rec.topic, partition))
-
-    async def _partitions_of(self, topic: str) -> list[int] | BaseException:
-        try:
-            return sorted(await self._producer.partitions_for(topic))
-        except Exception as exc:  # e.g. no metadata: the records are retried
-            return exc
-
-    async def _append(self, index: int, rec: OutRecord, tp: tuple[str, int]) -> None:
-        headers = list(rec.headers)  # aiokafka insists on a list
-        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(rec.key, rec.value, headers)
-        if size > self._max_request_size:
-            # What `send()` raises for it; a dead letter is then resent without its value.
-            self._failures[index] = MessageSizeTooLargeError(
-                f"The message is {size} bytes when serialized, over max_request_size"
-            )
-            return
-        batch = self._open.get(tp)
-        if batch is None:
-            batch = self._open[tp] = _Open(self._producer.create_batch())
-        builder = batch.builder
-        if builder.append(timestamp=None, key=rec.key, value=rec.value, headers=headers) is None:
-            # Full: send it, and start the next one with this record (an empty batch takes
-            # any record).
-            await self._send(tp, batch)
-            batch = self._open[tp] = _Open(self._producer.create_batch())
-            batch.builder.append(timestamp=None, key=rec.key, value=rec.value, headers=headers)
-        batch.indexes.append(index)
-
-    async def _send(self, tp: tuple[str, int], batch: _Open) -> None:
-        batch.builder.close()
-        try:
-            ack = await self._producer.send_batch(batch.builder, tp[0], partition=tp[1])
-        except Exception as exc:  # every failure is retried
-            for index in batch.indexes:
-                self._failures[index] = exc
-        else:
-            self._acks.append((ack, batch.indexes))
-
-    async def _send_keyless(self, index: int, rec: OutRecord) -> None:
-        """A record without a key: `send()`, whose partitioner picks any available partition."""
-        try:
-            ack = await self._producer.send(
-                rec.topic, rec.value, key=None, headers=list(rec.headers)
-            )
-        except Exception as exc:  # every failure is retried (MessageSizeTooLargeError too)
-            self._failures[index] = exc
-        else:
-            self._acks.append((ack, (index,)))
-
-    async def hand_over(self, *, only_if_idle: bool) -> None:
-        """Send the open batches; with `only_if_idle`, only once everything handed over before
-        is acknowledged.
-
-        aiokafka keeps one produce request in flight per broker and one queued batch per
-        partition; sending a second queued batch would wait for the first to leave, which
-        would stall the judging of the next records for a broker round trip."""
-        if only_if_idle and not all(_done(ack) for ack, _ in self._acks[self._handed_over :]):
-            return
-        self._handed_over = len(self._acks)
-        batches, self._open = self._open, {}
-        for tp, batch in batches.items():
-            await self._send(tp, batch)
-
-    async def acknowledged(self) -> dict[int, BaseException]:
-        """Await every acknowledgement; the failed records by index."""
-        for ack, indexes in self._acks:
-            try:
-                await ack
-            except Exception as exc:  # every failure is retried
-                for index in indexes:
-                    self._failures[index] = exc
-        return self._failures
-
-
-def _done(ack: Awaitable[Any]) -> bool:
-    return isinstance(ack, asyncio.Future) and ack.done()
-
-
-async def _send_each(
-    producer: Producer,
-    items: Iterable[tuple[int, Publishable]],
-    *,
-    sent: list[tuple[int, Any]],
-) -> dict[int, BaseException]:
-    """One `send()` per record (a producer without the batch API), then every
-    acknowledgement; the failures by index in `sent`."""
-    acks: list[Awaitable[Any] | None] = []
-    failures: dict[int, BaseException] = {}
-    for index, item in enumerate(items):
-        sent.append(item)
-        rec = item[1].out
-        if index % CHUNK == CHUNK - 1:
-            # Let the producer's sender task ship what is ready while we go on.
-            await asyncio.sleep(0)
-        try:
-            # aiokafka insists on a list of (str, bytes) headers.
-            acks.append(
-                await producer.send(rec.topic, rec.value, key=rec.key, headers=list(rec.headers))
-            )
-        except Exception as exc:  # every failure is retried
-            acks.append(None)
-            failures[index] = exc
-    for index, ack in enumerate(acks):
-        if ack is None:
-            continue
-        try:
-            await ack
-        except Exception as exc:  # every failure is retried
-            failures[index] = exc
-    return failures
 
 
 def _to_resend(

@@ -18,7 +18,7 @@ from faststream import TestApp
 from structlog.testing import capture_logs
 
 from service.app import create_app
-from service.publishing import BatchingProducer
+from service.producers import BatchingProducer
 from service.ruletable.compiled import RuleTable
 from service.settings import (
     ConsumerSettings,

@@ -14,7 +14,8 @@ import time
 import pytest
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 
-from service.publishing import MAX_REQUEST_SIZE, BatchPublisher, build_producer
+from service.producers import MAX_REQUEST_SIZE, build_producer
+from service.publishing import BatchPublisher
 from service.routing import JSON_HEADERS, OutRecord
 from service.settings import KafkaSettings, Settings
 from tests.integration.conftest import Topics, produce, read_topics

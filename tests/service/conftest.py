@@ -12,7 +12,7 @@ from faststream import FastStream, TestApp
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from service.app import create_app
-from service.publishing import Producer
+from service.producers import Producer
 from service.ruletable.compiled import RuleTable
 from service.settings import PublishSettings, Settings
 from service.tables import default_table

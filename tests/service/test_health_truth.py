@@ -12,12 +12,13 @@ import pytest
 from faststream.asgi import AsgiResponse, get
 from faststream.asgi.types import Scope
 
-from service.app import LIFECYCLE_KEY, create_app, serve
+from service.app import LIFECYCLE_KEY, create_app
 from service.exitcodes import ExitCode
 from service.health import OK, LoopWatchdog, StallMonitor
 from service.lifecycle import Lifecycle
 from service.observability import HttpServer
 from service.ruletable.compiled import RuleTable
+from service.serving import serve
 from service.settings import HttpSettings, Settings
 from tests.service.fakes import RecordingProducer
 

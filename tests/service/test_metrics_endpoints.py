@@ -17,11 +17,12 @@ from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from structlog.testing import capture_logs
 
-from service.app import create_app, serve
+from service.app import create_app
 from service.exitcodes import ExitCode
 from service.health import BASE_CHECKS, CHECKS, Readiness
 from service.observability import HttpServer, telemetry_middlewares
 from service.ruletable.compiled import RuleTable
+from service.serving import serve
 from service.settings import HttpSettings, Settings, TracingSettings
 from tests.service.fakes import RecordingProducer
 from tests.service.test_metrics import asgi_get, running

@@ -23,7 +23,9 @@ from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyp
 from faststream.kafka import KafkaPublishMessage
 from structlog.testing import capture_logs
 
-from service.publishing import CHUNK, BatchPublisher, Producer
+from service.packing import CHUNK
+from service.producers import Producer
+from service.publishing import BatchPublisher
 from service.routing import OutRecord
 from tests.service.claims import FLAGGED_CODES, claim_event, encode
 from tests.service.conftest import RunApp
