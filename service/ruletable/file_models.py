@@ -23,6 +23,8 @@ __all__ = [
     "FEE_COLUMNS",
     "FEE_FILE",
     "GLOBAL_DAYS",
+    "ICD_DATA_FILE",
+    "ICD_SOURCE_FILE",
     "MANIFEST_FILE",
     "MUE_COLUMNS",
     "MUE_FILE",
@@ -37,6 +39,8 @@ __all__ = [
     "TABLE_FILES",
     "AocRow",
     "FeeRow",
+    "IcdEditionEntry",
+    "IcdSource",
     "LevelLimitPolicy",
     "Manifest",
     "ManifestTable",
@@ -67,6 +71,9 @@ MUE_FILE = "mue.csv"
 MUE_SOURCE_FILE = "mue_source.json"
 PAYERS_FILE = "payers.yaml"
 REGIONS_FILE = "dx_regions.yaml"
+ICD_DATA_FILE = "icd10cm.txt.gz"
+"""Every ICD-10-CM code of the shipped editions, `CODE FLAGS` per line (see importers.icd10cm)."""
+ICD_SOURCE_FILE = "icd10cm_source.json"
 RULES_DIR = "rules"
 """`rules/<family>.yaml`: the rule catalogue, one file per rule family."""
 TABLE_FILES: Mapping[str, str] = {
@@ -248,6 +255,39 @@ def compose_version(tables: Mapping[str, ManifestTable], curated_version: int) -
         f"aoc-{label('aoc')}.pfs-{label('fee_indicators')}.pos-{label('place_of_service')}"
         f".curated-{curated_version}"
     )
+
+
+# -- ICD-10-CM editions -------------------------------------------------------------------------
+
+
+class IcdEditionEntry(BaseModel):
+    """One shipped ICD-10-CM edition in `icd10cm_source.json`: when in force, where from."""
+
+    model_config = _FROZEN
+
+    edition: Annotated[str, Field(pattern=r"^[0-9]{4}[a-z]{3}$")]
+    label: Text
+    effective_from: IsoDate
+    effective_to: IsoDate
+    note: Text
+    package: Text
+    package_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    source_file: Text
+    source_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    codes: Annotated[int, Field(ge=1, strict=True)]
+    billable: Annotated[int, Field(ge=1, strict=True)]
+
+
+class IcdSource(BaseModel):
+    """`icd10cm_source.json`: the editions of `icd10cm.txt.gz`, oldest first."""
+
+    model_config = _FROZEN
+
+    data_file: Literal["icd10cm.txt.gz"]
+    data_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    codes: Annotated[int, Field(ge=1, strict=True)]
+    reference: Text
+    editions: Annotated[tuple[IcdEditionEntry, ...], Field(min_length=1)]
 
 
 # -- MUE ----------------------------------------------------------------------------------------

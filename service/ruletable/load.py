@@ -59,7 +59,7 @@ __all__ = ["DATA_DIR", "RuleTableError", "read_table", "table_digest"]
 DATA_DIR = Path(__file__).parent / "data"
 """The shipped table."""
 
-_DATA_SUFFIXES = frozenset({".csv", ".json", ".yaml"})
+_DATA_SUFFIXES = frozenset({".csv", ".json", ".yaml", ".gz"})
 CONTRACTOR_DEFINED = "CCCCC"
 
 _AOC_ROWS = TypeAdapter(list[AocRow])

@@ -1,7 +1,12 @@
 """The compiled, frozen rule table: the only part of `service.ruletable` the engine reads."""
 
 from service.ruletable.compiled.addons import AddonCode, AddonPairing
-from service.ruletable.compiled.diagnoses import DiagnosisCodeSet, icd_display, icd_key
+from service.ruletable.compiled.diagnoses import (
+    CodeSetEdition,
+    DiagnosisCodeSet,
+    icd_display,
+    icd_key,
+)
 from service.ruletable.compiled.policies import (
     CodePairing,
     LevelLimit,
@@ -17,6 +22,7 @@ __all__ = [
     "AddonCode",
     "AddonPairing",
     "CodePairing",
+    "CodeSetEdition",
     "DiagnosisCodeSet",
     "FeeIndicators",
     "LevelLimit",

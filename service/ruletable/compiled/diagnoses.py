@@ -1,12 +1,18 @@
-"""The ICD-10-CM code set as the diagnoses rules read it: codes without dots, in frozen sets."""
+"""The ICD-10-CM code sets as the diagnoses rules read them: every shipped edition, dated.
+
+A code's status in each edition is one flag (`b` billable, `h` heading, `.` not in it). The
+hot path asks one question per diagnosis: is it billable in every shipped edition (`written`)?
+Only the rest, and claims dated outside the shipped editions, take the dated look-ups.
+"""
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 
-__all__ = ["DiagnosisCodeSet", "icd_display", "icd_key"]
+__all__ = ["CodeSetEdition", "DiagnosisCodeSet", "icd_display", "icd_key"]
 
 
 def icd_key(code: str) -> str:
@@ -26,29 +32,82 @@ def icd_display(key: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class DiagnosisCodeSet:
-    """ICD-10-CM codes without dots: billable leaves, and valid codes that are not billable."""
+class CodeSetEdition:
+    """One shipped edition and the days it is in force (inclusive)."""
 
-    release: str
+    name: str
     """Short label for the version string, e.g. `2026apr`."""
     label: str
-    """For people, e.g. `ICD-10-CM FY2026 (April 2026 release)`."""
-    billable: frozenset[str]
-    written: Mapping[str, str]
-    """Every billable code as it may be written, with and without the dot -> its key: the hot
-    path's one look-up per diagnosis."""
-    headers: frozenset[str]
-    """Categories and subcategories that have children: valid codes, never billable."""
-    ordered: tuple[str, ...]
-    """The billable codes, sorted: `billable_under` bisects it (only when writing a finding)."""
+    """For people, e.g. `ICD-10-CM FY2026 (Apr 2026 release)`."""
+    start: date
+    end: date
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosisCodeSet:
+    """Every shipped ICD-10-CM edition, oldest first, and each code's flag in each."""
+
+    editions: tuple[CodeSetEdition, ...]
+    flags: Mapping[str, str]
+    """Code without dot -> one flag per edition (`b`, `h` or `.`)."""
     source_file: str
     source_sha256: str
 
-    def billable_under(self, key: str, limit: int = 3) -> tuple[str, ...]:
-        """Up to `limit` billable codes that refine the header `key` (dotted, for messages)."""
+    # Derived from the fields above on construction.
+    release: str = field(init=False, repr=False, compare=False)
+    """The editions for the version string, e.g. `2021jan-2025apr-2026apr`."""
+    label: str = field(init=False, repr=False, compare=False)
+    written: Mapping[str, str] = field(init=False, repr=False, compare=False)
+    """Every code billable in every shipped edition, as it may be written (with and without the
+    dot) -> its key: the hot path's one look-up per diagnosis."""
+    first: date = field(init=False, repr=False, compare=False)
+    last: date = field(init=False, repr=False, compare=False)
+    """The first and last day some shipped edition (or a pair bracketing the day) covers."""
+    ordered: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """Every code, sorted: `billable_under` bisects it (only when writing a finding)."""
+    _starts: tuple[date, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        every = "b" * len(self.editions)
+        stable = [c for c, f in self.flags.items() if f == every]
+        init = object.__setattr__  # frozen: the derived fields are set once, here
+        init(self, "release", "-".join(e.name for e in self.editions))
+        init(self, "label", ", ".join(e.label for e in self.editions))
+        init(self, "written", {**{c: c for c in stable},
+                               **{icd_display(c): c for c in stable if len(c) > 3}})
+        init(self, "first", self.editions[0].start)
+        init(self, "last", self.editions[-1].end)
+        init(self, "ordered", tuple(sorted(self.flags)))
+        init(self, "_starts", tuple(e.start for e in self.editions))
+
+    def slot(self, on: date) -> tuple[int, ...]:
+        """The editions that judge `on`: the one in force, else the two that bracket it, else
+        none (a date before the first or after the last shipped edition)."""
+        if on < self.first or on > self.last:
+            return ()
+        at = bisect.bisect_right(self._starts, on) - 1
+        if on <= self.editions[at].end:
+            return (at,)
+        return (at, at + 1)
+
+    def flags_on(self, key: str, on: date) -> str:
+        """The code's flags in the editions that judge `on` (empty outside them)."""
+        flags = self.flags.get(key)
+        slot = self.slot(on)
+        return "".join(flags[i] if flags else "." for i in slot)
+
+    def newest(self, key: str) -> str:
+        """The code's flag in the newest shipped edition."""
+        flags = self.flags.get(key)
+        return flags[-1] if flags else "."
+
+    def billable_under(self, key: str, edition: int = -1, limit: int = 3) -> tuple[str, ...]:
+        """Up to `limit` codes billable in `edition` that refine `key` (dotted, for messages)."""
         at = bisect.bisect_left(self.ordered, key)
         found: list[str] = []
         while at < len(self.ordered) and len(found) < limit and self.ordered[at].startswith(key):
-            found.append(icd_display(self.ordered[at]))
+            code = self.ordered[at]
+            if self.flags[code][edition] == "b" and code != key:
+                found.append(icd_display(code))
             at += 1
         return tuple(found)
