@@ -22,6 +22,7 @@ __all__ = [
     "AOC_FILE",
     "FEE_COLUMNS",
     "FEE_FILE",
+    "FEE_STATUS_FILE",
     "GLOBAL_DAYS",
     "ICD_DATA_FILE",
     "ICD_SOURCE_FILE",
@@ -39,6 +40,8 @@ __all__ = [
     "TABLE_FILES",
     "AocRow",
     "FeeRow",
+    "FeeStatusEntry",
+    "FeeStatusFile",
     "IcdEditionEntry",
     "IcdSource",
     "LevelLimitPolicy",
@@ -74,6 +77,7 @@ REGIONS_FILE = "dx_regions.yaml"
 ICD_DATA_FILE = "icd10cm.txt.gz"
 """Every ICD-10-CM code of the shipped editions, `CODE FLAGS` per line (see importers.icd10cm)."""
 ICD_SOURCE_FILE = "icd10cm_source.json"
+FEE_STATUS_FILE = "fee_status.yaml"
 RULES_DIR = "rules"
 """`rules/<family>.yaml`: the rule catalogue, one file per rule family."""
 TABLE_FILES: Mapping[str, str] = {
@@ -257,6 +261,37 @@ def compose_version(tables: Mapping[str, ManifestTable], curated_version: int) -
     )
 
 
+# -- Medicare payability by fee-schedule status ---------------------------------------------------
+
+
+class FeeStatusEntry(BaseModel):
+    model_config = _FROZEN
+
+    status: Annotated[str, Field(pattern=r"^[A-Z]$")]
+    meaning: Text
+    exempt_modifiers: tuple[Annotated[str, Field(pattern=r"^[0-9A-Z]{2}$")], ...] = ()
+    exempt_reason: str = ""
+
+
+class FeeReplacement(BaseModel):
+    model_config = _FROZEN
+
+    code: Hcpcs
+    use: Hcpcs
+    reference: Text
+
+
+class FeeStatusFile(BaseModel):
+    """`fee_status.yaml`: the statuses Medicare does not pay, and codes it replaces."""
+
+    model_config = _FROZEN
+
+    curated_version: Annotated[int, Field(ge=1, strict=True)]
+    reference: Text
+    statuses: Annotated[tuple[FeeStatusEntry, ...], Field(min_length=1)]
+    replacements: tuple[FeeReplacement, ...] = ()
+
+
 # -- ICD-10-CM editions -------------------------------------------------------------------------
 
 
@@ -383,6 +418,8 @@ class NationalEdits(BaseModel):
 
     aoc: Annotated[bool, Field(strict=True)]
     mue: Annotated[bool, Field(strict=True)]
+    mpfs_status: Annotated[bool, Field(strict=True)] = False
+    """Medicare's fee-schedule status decides payability (fee_status.yaml); MEDICARE only."""
 
 
 class PayerEntry(BaseModel):

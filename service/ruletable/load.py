@@ -52,6 +52,7 @@ from service.ruletable.files import (
     validated,
     yaml_data,
 )
+from service.ruletable.load_codes import compile_code_windows, compile_not_payable
 from service.ruletable.load_policies import load_policies
 
 __all__ = ["DATA_DIR", "RuleTableError", "read_table", "table_digest"]
@@ -110,6 +111,8 @@ def read_table(directory: Path | None, *, rule_ids: Collection[str]) -> RuleTabl
             for name, t in sorted(manifest.tables.items())
         ),
         policies=policies,
+        code_windows=compile_code_windows(aoc_rows, manifest.tables["aoc"]),
+        not_payable=compile_not_payable(files, fee, manifest.tables["fee_indicators"]),
     )
 
 

@@ -270,6 +270,7 @@ def _compile_payer(
         name=entry.name,
         aoc_edits=entry.national_edits.aoc,
         mue_edits=entry.national_edits.mue,
+        mpfs_status=entry.national_edits.mpfs_status,
         split_lines=entry.bilateral_format == "rt_lt",
         noncovered={c: tuple(v) for c, v in noncovered.items()},
         modifier_expected={c: tuple(v) for c, v in expected.items()},

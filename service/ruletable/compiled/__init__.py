@@ -1,6 +1,7 @@
 """The compiled, frozen rule table: the only part of `service.ruletable` the engine reads."""
 
 from service.ruletable.compiled.addons import AddonCode, AddonPairing
+from service.ruletable.compiled.code_rules import CodeWindow, NotPayable
 from service.ruletable.compiled.diagnoses import (
     CodeSetEdition,
     DiagnosisCodeSet,
@@ -23,10 +24,12 @@ __all__ = [
     "AddonPairing",
     "CodePairing",
     "CodeSetEdition",
+    "CodeWindow",
     "DiagnosisCodeSet",
     "FeeIndicators",
     "LevelLimit",
     "MueLimit",
+    "NotPayable",
     "PayerRules",
     "Policies",
     "PolicyRef",

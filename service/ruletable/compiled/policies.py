@@ -90,6 +90,8 @@ class PayerRules:
     line_codes: frozenset[str]
     """Every code a policy of the payer names for a line (coverage, expected modifier, same-date
     anchor, level): a line of any other code needs only the modifier-51 check."""
+    mpfs_status: bool = False
+    """True when the payer applies Medicare's fee-schedule status (PROCEDURE_STATUS_NOT_PAYABLE)."""
 
 
 @dataclass(frozen=True, slots=True)

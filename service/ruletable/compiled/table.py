@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from service.ruletable.compiled.addons import AddonCode
+from service.ruletable.compiled.code_rules import CodeWindow, NotPayable
 from service.ruletable.compiled.policies import Policies
 from service.ruletable.compiled.provenance import Provenance
 
@@ -71,6 +72,10 @@ class RuleTable:
     policies: Policies | None = None
     """ICD-10-CM, MUE and payer data of the diagnoses, units, providers and payers rules; None in
     hand-built tables, where those rules stay silent."""
+    code_windows: Mapping[str, CodeWindow] = field(default_factory=dict)
+    """Codes with a known first or last day of use (AOC deletion and edit dates)."""
+    not_payable: Mapping[str, NotPayable] = field(default_factory=dict)
+    """Codes whose fee-schedule status makes them not payable by Medicare."""
 
     # Indexes derived from the fields above on construction.
     procedure_codes: frozenset[str] = field(init=False, repr=False, compare=False)
