@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from service.ruletable.codes import hcpcs, optional_date, parse_iso_date
 
 __all__ = [
+    "ADDON_PRIMARIES_FILE",
     "AOC_COLUMNS",
     "AOC_FILE",
     "FEE_COLUMNS",
@@ -38,6 +39,7 @@ __all__ = [
     "REGIONS_FILE",
     "RULES_DIR",
     "TABLE_FILES",
+    "AddonPrimariesFile",
     "AocRow",
     "FeeRow",
     "FeeStatusEntry",
@@ -78,6 +80,7 @@ ICD_DATA_FILE = "icd10cm.txt.gz"
 """Every ICD-10-CM code of the shipped editions, `CODE FLAGS` per line (see importers.icd10cm)."""
 ICD_SOURCE_FILE = "icd10cm_source.json"
 FEE_STATUS_FILE = "fee_status.yaml"
+ADDON_PRIMARIES_FILE = "addon_primaries.yaml"
 RULES_DIR = "rules"
 """`rules/<family>.yaml`: the rule catalogue, one file per rule family."""
 TABLE_FILES: Mapping[str, str] = {
@@ -290,6 +293,35 @@ class FeeStatusFile(BaseModel):
     reference: Text
     statuses: Annotated[tuple[FeeStatusEntry, ...], Field(min_length=1)]
     replacements: tuple[FeeReplacement, ...] = ()
+
+
+# -- add-on primaries beyond the AOC file ---------------------------------------------------------
+
+
+class NotPrimaryKind(BaseModel):
+    model_config = _FROZEN
+
+    kind: Text
+    ranges: Annotated[tuple[CodeSpec, ...], Field(min_length=1)]
+    reference: Text
+
+
+class OtherPractitioner(BaseModel):
+    model_config = _FROZEN
+
+    add_on: Hcpcs
+    primaries: Annotated[tuple[Hcpcs, ...], Field(min_length=1)]
+    reference: Text
+
+
+class AddonPrimariesFile(BaseModel):
+    """`addon_primaries.yaml`: what is no plausible primary, and the same-group exception."""
+
+    model_config = _FROZEN
+
+    curated_version: Annotated[int, Field(ge=1, strict=True)]
+    not_primaries: tuple[NotPrimaryKind, ...]
+    other_practitioner: tuple[OtherPractitioner, ...] = ()
 
 
 # -- ICD-10-CM editions -------------------------------------------------------------------------

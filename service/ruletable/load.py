@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -52,7 +53,11 @@ from service.ruletable.files import (
     validated,
     yaml_data,
 )
-from service.ruletable.load_codes import compile_code_windows, compile_not_payable
+from service.ruletable.load_codes import (
+    compile_code_windows,
+    compile_not_payable,
+    load_addon_primaries,
+)
 from service.ruletable.load_policies import load_policies
 
 __all__ = ["DATA_DIR", "RuleTableError", "read_table", "table_digest"]
@@ -95,6 +100,7 @@ def read_table(directory: Path | None, *, rule_ids: Collection[str]) -> RuleTabl
         {AOC_FILE: len(aoc_rows), FEE_FILE: len(fee_rows), POS_FILE: len(pos_rows)},
     )
     policies = load_policies(files)  # ICD-10-CM, MUE, payers, dx regions (issue-4 families)
+    not_primaries, other_practitioner = load_addon_primaries(files)
     return RuleTable(
         version=f"{manifest.version}.{policies.version}",
         digest=table_digest({**files, **policies.digest_inputs}),
@@ -113,6 +119,8 @@ def read_table(directory: Path | None, *, rule_ids: Collection[str]) -> RuleTabl
         policies=policies,
         code_windows=compile_code_windows(aoc_rows, manifest.tables["aoc"]),
         not_payable=compile_not_payable(files, fee, manifest.tables["fee_indicators"]),
+        not_primaries=not_primaries,
+        other_practitioner=other_practitioner,
     )
 
 
@@ -231,13 +239,18 @@ def _compile_addons(rows: Sequence[AocRow]) -> dict[str, AddonCode]:
             pairings=tuple(
                 AddonPairing(
                     primary=r.primary_code, effective=r.effective, deleted=r.deleted,
-                    primary_deleted=r.primary_deleted,
+                    primary_deleted=r.primary_deleted, edit_type=_EDIT_TYPES[r.edit_type],
                 )
                 for r in group
                 if r.primary_code != CONTRACTOR_DEFINED
             ),
             contractor_defined=any(
                 r.primary_code == CONTRACTOR_DEFINED and r.deleted is None for r in group
+            ),
+            contractor_rows=tuple(
+                (r.effective, r.deleted or date.max, 3 if r.edit_type == "3" else 2)
+                for r in group
+                if r.primary_code == CONTRACTOR_DEFINED
             ),
         )
     return addons

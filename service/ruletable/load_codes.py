@@ -17,7 +17,9 @@ from pydantic import TypeAdapter
 
 from service.ruletable.compiled import CodeWindow, FeeIndicators, NotPayable
 from service.ruletable.file_models import (
+    ADDON_PRIMARIES_FILE,
     FEE_STATUS_FILE,
+    AddonPrimariesFile,
     AocRow,
     FeeStatusEntry,
     FeeStatusFile,
@@ -25,13 +27,19 @@ from service.ruletable.file_models import (
 )
 from service.ruletable.files import RuleTableError, validated, yaml_data
 
-__all__ = ["AOC_FIRST_EDITS", "compile_code_windows", "compile_not_payable"]
+__all__ = [
+    "AOC_FIRST_EDITS",
+    "compile_code_windows",
+    "compile_not_payable",
+    "load_addon_primaries",
+]
 
 AOC_FIRST_EDITS = date(2013, 4, 1)
 """CMS first published the AOC edits effective this day (CR 7501): rows from then say nothing
 about when a code started."""
 _CONTRACTOR_DEFINED = "CCCCC"
 _FEE_STATUS = TypeAdapter(FeeStatusFile)
+_ADDON_PRIMARIES = TypeAdapter(AddonPrimariesFile)
 
 
 def compile_code_windows(rows: Sequence[AocRow], aoc: ManifestTable) -> dict[str, CodeWindow]:
@@ -102,3 +110,35 @@ def compile_not_payable(
             source=where,
         )
     return out
+
+
+def load_addon_primaries(
+    files: Mapping[str, bytes],
+) -> tuple[tuple[tuple[str, str, str], ...], dict[str, frozenset[str]]]:
+    """The curated code ranges that are no plausible primary, and the other-practitioner
+    exceptions, from `addon_primaries.yaml`."""
+    name = ADDON_PRIMARIES_FILE
+    if name not in files:
+        raise RuleTableError(name, "-", "-", "file not found in the table directory")
+    data = validated(name, _ADDON_PRIMARIES, yaml_data(files, name), "mapping")
+    ranges: list[tuple[str, str, str]] = []
+    for i, group in enumerate(data.not_primaries, start=1):
+        for spec in group.ranges:
+            low, _, high = spec.partition("-")
+            high = high or low
+            if _shape(low) != _shape(high) or high < low:
+                raise RuleTableError(
+                    name, i, "not_primaries.ranges",
+                    f"{spec}: both ends need one shape and the end after the start",
+                )
+            ranges.append((low, high, group.kind))
+    others: dict[str, frozenset[str]] = {}
+    for i, entry in enumerate(data.other_practitioner, start=1):
+        if entry.add_on in others:
+            raise RuleTableError(name, i, "other_practitioner.add_on", "listed twice")
+        others[entry.add_on] = frozenset(entry.primaries)
+    return tuple(ranges), others
+
+
+def _shape(code: str) -> str:
+    return "".join("9" if ch.isdigit() else ch for ch in code)

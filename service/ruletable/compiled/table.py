@@ -25,6 +25,11 @@ _NO_50 = frozenset({"0", "2", "9"})
 """Bilateral indicators under which modifier 50 is not allowed."""
 
 
+def _shape(code: str) -> str:
+    """Digits as 9: codes compare by range only within one shape (`0001U` is not in 00100-01999)."""
+    return "".join("9" if ch.isdigit() else ch for ch in code)
+
+
 def is_procedure_code(code: str) -> bool:
     """True when `code` has the shape of a CPT (Category I/II/III, PLA) or HCPCS Level II code."""
     return _PROCEDURE_SHAPE.fullmatch(code) is not None
@@ -76,6 +81,12 @@ class RuleTable:
     """Codes with a known first or last day of use (AOC deletion and edit dates)."""
     not_payable: Mapping[str, NotPayable] = field(default_factory=dict)
     """Codes whose fee-schedule status makes them not payable by Medicare."""
+    not_primaries: tuple[tuple[str, str, str], ...] = ()
+    """(low, high, kind) code ranges that are no plausible primary of a Type 2/3 add-on (visits,
+    lab tests, drugs, supplies) unless the AOC file lists them; curated."""
+    other_practitioner: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Add-on -> primaries another practitioner of the group and specialty may have reported
+    (99292 -> 99291); curated."""
 
     # Indexes derived from the fields above on construction.
     procedure_codes: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -86,6 +97,15 @@ class RuleTable:
     """Codes of bilateral indicator 1: one line with modifier 50 for both sides."""
     no_pctc: frozenset[str] = field(init=False, repr=False, compare=False)
     """Codes of PC/TC indicator 0: modifiers 26 and TC do not apply."""
+
+    def not_primary_kind(self, code: str) -> str | None:
+        """The kind (visit, lab test, drug, supply) that keeps `code` from being a plausible
+        primary, or None. A short scan: asked only of an add-on without a listed primary."""
+        shape = _shape(code)
+        for low, high, kind in self.not_primaries:
+            if low <= code <= high and _shape(low) == shape:
+                return kind
+        return None
 
     def __post_init__(self) -> None:
         fee = self.fee
