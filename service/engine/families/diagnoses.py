@@ -34,6 +34,7 @@ Decision points:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 from service.engine.families.diagnosis_dates import dated_findings
 from service.engine.findings import finding
@@ -114,8 +115,12 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     procedure_region = policies.procedure_region
     earliest, latest = icd.first, icd.last
     outside = False  # a line dated where no shipped edition judges it
-    for line in claim.service_lines:
+    lines = claim.service_lines
+    single: date | None = lines[0].service_date  # the date of every line, while they share one
+    for line in lines:
         on = line.service_date
+        if on != single:
+            single = None
         if on < earliest or on > latest:
             outside = True
         pointers = line.diagnosis_pointers
@@ -131,7 +136,7 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
             other = [p for p in pointers if regions[p - 1] is not None]
             out.append(_region(table, policies, line, facet, keys, other))
     if dated or outside:
-        out.extend(dated_findings(table, icd, claim, keys, dated, outside))
+        out.extend(dated_findings(table, icd, claim, keys, dated, outside, single))
     return out
 
 

@@ -30,39 +30,49 @@ def dated_findings(
     keys: Sequence[str],
     dated: Sequence[int],
     outside: bool,
+    single: date | None,
 ) -> list[Finding]:
     """Findings for the diagnoses at `dated` (1-based positions), and the claim-level warning
-    when some line is `outside` every shipped edition."""
+    when some line is `outside` every shipped edition; `single`: the date of every line, when
+    they share one."""
     codes = claim.diagnosis_codes
     out: list[Finding] = []
     for position in dated:
         written, key = codes[position - 1], keys[position - 1]
-        if not _SHAPE.fullmatch(key):
-            out.append(_invalid(table, icd, position, written, None, ()))
-            continue
-        worst: tuple[str, date, tuple[int, ...], str] | None = None
-        for on in _dates_of(claim, position):
-            slot = icd.slot(on)
-            if not slot:
+        verdicts = icd.verdicts.get(key)
+        if verdicts is None:
+            if not _SHAPE.fullmatch(key):
+                out.append(_invalid(table, icd, position, written, None, ()))
+                continue
+            verdicts = _ABSENT  # shaped like a code, but in no shipped edition
+        worst: tuple[str, date, int] | None = None
+        for day in (single,) if single is not None else _dates_of(claim, position):
+            index = icd.slot_index(day)
+            if index < 0:
                 continue  # the claim-level warning covers it
-            flags = icd.flags_on(key, on)
-            if "b" not in flags:
-                worst = ("error", on, slot, flags)
+            verdict = verdicts[index]
+            if verdict in "h.":
+                worst = (verdict, day, index)
                 break
-            if flags != "b" * len(flags) and worst is None:
-                worst = ("uncertain", on, slot, flags)
+            if verdict == "u" and worst is None:
+                worst = (verdict, day, index)
         if worst is None:
             continue
-        kind, on, slot, flags = worst
-        if kind == "uncertain":
-            out.append(_uncertain(table, icd, position, key, on, slot, flags))
-        elif "h" in flags:
-            out.append(_not_billable(table, icd, position, key, on, slot))
+        verdict, day, index = worst
+        slot = icd.slot_editions(index)
+        if verdict == "u":
+            out.append(_uncertain(table, icd, position, key, day, index, slot))
+        elif verdict == "h":
+            out.append(_not_billable(table, icd, position, key, day, slot))
         else:
-            out.append(_invalid(table, icd, position, written, on, slot))
+            out.append(_invalid(table, icd, position, written, day, slot))
     if outside:
         out.append(_not_shipped(table, icd, claim, keys))
     return out
+
+
+_ABSENT = "." * 64
+"""The verdicts of a code in no edition: `.` at every slot index."""
 
 
 def _dates_of(claim: Claim, position: int) -> list[date]:
@@ -130,12 +140,11 @@ def _uncertain(
     position: int,
     key: str,
     on: date,
+    index: int,
     slot: tuple[int, ...],
-    flags: str,
 ) -> Finding:
-    words = {"b": "billable", "h": "a heading, not billable", ".": "not a code"}
-    said = "; ".join(f"{words[f]} in {icd.editions[i].label}" for i, f in zip(slot, flags,
-                                                                              strict=True))
+    flags = icd.flags[key]
+    said = icd.said[(index, "".join(flags[i] for i in slot))]
     return finding(
         table,
         "DIAGNOSIS_EDITION_UNCERTAIN",

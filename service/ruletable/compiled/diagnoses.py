@@ -65,7 +65,15 @@ class DiagnosisCodeSet:
     """The first and last day some shipped edition (or a pair bracketing the day) covers."""
     ordered: tuple[str, ...] = field(init=False, repr=False, compare=False)
     """Every code, sorted: `billable_under` bisects it (only when writing a finding)."""
+    verdicts: Mapping[str, str] = field(init=False, repr=False, compare=False)
+    """Each code not billable in every edition -> one verdict per slot index (`slot_index`):
+    `b` billable, `u` billable in only one of two bracketing editions, `h` a heading, `.` no
+    code. Built once, so the engine reads one character per date."""
+    said: Mapping[tuple[int, str], str] = field(init=False, repr=False, compare=False)
+    """(slot index, the code's flags in the slot's editions) -> what each edition says, as
+    message text; every combination, built once."""
     _starts: tuple[date, ...] = field(init=False, repr=False, compare=False)
+    _ends: tuple[date, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         every = "b" * len(self.editions)
@@ -79,6 +87,29 @@ class DiagnosisCodeSet:
         init(self, "last", self.editions[-1].end)
         init(self, "ordered", tuple(sorted(self.flags)))
         init(self, "_starts", tuple(e.start for e in self.editions))
+        init(self, "_ends", tuple(e.end for e in self.editions))
+        init(self, "verdicts", {c: _verdicts(f) for c, f in self.flags.items() if f != every})
+        words = {"b": "billable", "h": "a heading, not billable", ".": "not a code"}
+        said: dict[tuple[int, str], str] = {}
+        for index in range(2 * len(self.editions) - 1):
+            slot = self.slot_editions(index)
+            for combo in ("bb", "bh", "b.", "hb", "hh", "h.", ".b", ".h", ".."):
+                said[(index, combo[: len(slot)])] = "; ".join(
+                    f"{words[f]} in {self.editions[i].label}"
+                    for i, f in zip(slot, combo, strict=False)
+                )
+        init(self, "said", said)
+
+    def slot_index(self, on: date) -> int:
+        """-1 outside the shipped editions; 2i in edition i; 2i+1 between editions i and i+1."""
+        if on < self.first or on > self.last:
+            return -1
+        at = bisect.bisect_right(self._starts, on) - 1
+        return 2 * at if on <= self._ends[at] else 2 * at + 1
+
+    def slot_editions(self, index: int) -> tuple[int, ...]:
+        """The editions of a slot index: (i,) or (i, i + 1)."""
+        return (index // 2,) if index % 2 == 0 else (index // 2, index // 2 + 1)
 
     def slot(self, on: date) -> tuple[int, ...]:
         """The editions that judge `on`: the one in force, else the two that bracket it, else
@@ -111,3 +142,18 @@ class DiagnosisCodeSet:
                 found.append(icd_display(code))
             at += 1
         return tuple(found)
+
+
+def _verdicts(flags: str) -> str:
+    """One character per slot index: the edition's flag, or for a bracket the shared flag of
+    both (`h` when neither is billable but one is a heading) and `u` when only one is billable."""
+    out: list[str] = []
+    for i, flag in enumerate(flags):
+        if i:
+            pair = flags[i - 1] + flag
+            if "b" in pair:
+                out.append("b" if pair == "bb" else "u")
+            else:
+                out.append("h" if "h" in pair else ".")
+        out.append(flag)
+    return "".join(out)
