@@ -314,6 +314,20 @@ class OtherPractitioner(BaseModel):
     reference: Text
 
 
+PayerId = Annotated[str, Field(pattern=r"^[A-Z0-9_]+$")]
+
+
+class PayerPrimaries(BaseModel):
+    model_config = _FROZEN
+
+    add_on: Hcpcs
+    primaries: Annotated[tuple[Hcpcs, ...], Field(min_length=1)]
+    payers: Annotated[tuple[PayerId, ...], Field(min_length=1)]
+    effective_from: IsoDate
+    effective_to: OptionalDate
+    reference: Text
+
+
 class AddonPrimariesFile(BaseModel):
     """`addon_primaries.yaml`: what is no plausible primary, and the same-group exception."""
 
@@ -322,6 +336,7 @@ class AddonPrimariesFile(BaseModel):
     curated_version: Annotated[int, Field(ge=1, strict=True)]
     not_primaries: tuple[NotPrimaryKind, ...]
     other_practitioner: tuple[OtherPractitioner, ...] = ()
+    payer_primaries: tuple[PayerPrimaries, ...] = ()
 
 
 # -- ICD-10-CM editions -------------------------------------------------------------------------

@@ -100,7 +100,9 @@ def read_table(directory: Path | None, *, rule_ids: Collection[str]) -> RuleTabl
         {AOC_FILE: len(aoc_rows), FEE_FILE: len(fee_rows), POS_FILE: len(pos_rows)},
     )
     policies = load_policies(files)  # ICD-10-CM, MUE, payers, dx regions (issue-4 families)
-    not_primaries, other_practitioner = load_addon_primaries(files)
+    not_primaries, other_practitioner, payer_primaries = load_addon_primaries(
+        files, policies.payers
+    )
     return RuleTable(
         version=f"{manifest.version}.{policies.version}",
         digest=table_digest({**files, **policies.digest_inputs}),
@@ -121,6 +123,7 @@ def read_table(directory: Path | None, *, rule_ids: Collection[str]) -> RuleTabl
         not_payable=compile_not_payable(files, fee, manifest.tables["fee_indicators"]),
         not_primaries=not_primaries,
         other_practitioner=other_practitioner,
+        payer_primaries=payer_primaries,
     )
 
 

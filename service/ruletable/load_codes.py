@@ -10,12 +10,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date
 
 from pydantic import TypeAdapter
 
-from service.ruletable.compiled import CodeWindow, FeeIndicators, NotPayable
+from service.ruletable.compiled import CodeWindow, FeeIndicators, NotPayable, PayerPrimary
 from service.ruletable.file_models import (
     ADDON_PRIMARIES_FILE,
     FEE_STATUS_FILE,
@@ -112,11 +112,16 @@ def compile_not_payable(
     return out
 
 
-def load_addon_primaries(
-    files: Mapping[str, bytes],
-) -> tuple[tuple[tuple[str, str, str], ...], dict[str, frozenset[str]]]:
-    """The curated code ranges that are no plausible primary, and the other-practitioner
-    exceptions, from `addon_primaries.yaml`."""
+AddonPrimaries = tuple[
+    tuple[tuple[str, str, str], ...],
+    dict[str, frozenset[str]],
+    dict[tuple[str, str], tuple[PayerPrimary, ...]],
+]
+
+
+def load_addon_primaries(files: Mapping[str, bytes], payers: Collection[str]) -> AddonPrimaries:
+    """The curated code ranges that are no plausible primary, the other-practitioner exceptions
+    and the payers' own primaries, from `addon_primaries.yaml` (`payers`: the known payer ids)."""
     name = ADDON_PRIMARIES_FILE
     if name not in files:
         raise RuleTableError(name, "-", "-", "file not found in the table directory")
@@ -137,7 +142,23 @@ def load_addon_primaries(
         if entry.add_on in others:
             raise RuleTableError(name, i, "other_practitioner.add_on", "listed twice")
         others[entry.add_on] = frozenset(entry.primaries)
-    return tuple(ranges), others
+    by_payer: dict[tuple[str, str], list[PayerPrimary]] = {}
+    for i, extra in enumerate(data.payer_primaries, start=1):
+        end = extra.effective_to or date.max
+        if end < extra.effective_from:
+            raise RuleTableError(name, i, "payer_primaries.effective_to", "before effective_from")
+        for payer in extra.payers:
+            if payer not in payers:
+                raise RuleTableError(
+                    name, i, "payer_primaries.payers", f"unknown payer {payer!r} (payers.yaml)"
+                )
+            by_payer.setdefault((payer, extra.add_on), []).append(
+                PayerPrimary(
+                    frozenset(extra.primaries), extra.effective_from, end,
+                    " ".join(extra.reference.split()),
+                )
+            )
+    return tuple(ranges), others, {k: tuple(v) for k, v in by_payer.items()}
 
 
 def _shape(code: str) -> str:

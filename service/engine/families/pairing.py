@@ -30,6 +30,9 @@ Decision points:
   99292 counts its listed primary 99291 billed on that date by another practitioner of the
   claim's billing group. The line's specialty is not on the claim, so that pairing is accepted
   with `ADDON_PRIMARY_OTHER_PRACTITIONER` (warning) asking to confirm the same specialty.
+- Payer exceptions (`addon_primaries.yaml` payer_primaries): a payer that follows CPT's broader
+  primary list (99417 with 99245 before CMS listed it) supports the add-on on the entry's dates,
+  with `ADDON_PRIMARY_PAYER_EXCEPTION` (warning) citing the entry.
 - Payers whose `payers.yaml` entry turns the national AOC edits off (`national_edits.aoc: false`)
   get no pairing finding; a table without payer policies applies the edits to every payer.
 """
@@ -42,12 +45,17 @@ from datetime import date
 
 from service.engine.findings import finding
 from service.models.events import Claim, Finding, ServiceLine
-from service.ruletable.compiled import AddonCode, RuleTable, is_procedure_code
+from service.ruletable.compiled import AddonCode, PayerPrimary, RuleTable, is_procedure_code
 
 __all__ = ["RULE_IDS", "check"]
 
 RULE_IDS: frozenset[str] = frozenset(
-    {"ADDON_WITHOUT_PRIMARY", "ADDON_PRIMARY_UNLISTED", "ADDON_PRIMARY_OTHER_PRACTITIONER"}
+    {
+        "ADDON_WITHOUT_PRIMARY",
+        "ADDON_PRIMARY_UNLISTED",
+        "ADDON_PRIMARY_OTHER_PRACTITIONER",
+        "ADDON_PRIMARY_PAYER_EXCEPTION",
+    }
 )
 
 _LISTED_SHOWN = 6
@@ -158,14 +166,17 @@ def _judge(
     todo: list[_Pending] = []
     candidates: dict[int, list[int]] = {}
     crossed: dict[int, list[int]] = {}
-    exceptions = table.other_practitioner
+    excepted: dict[int, tuple[list[int], str]] = {}
+    exceptions, by_payer = table.other_practitioner, table.payer_primaries
     for i, a, primaries in active:
         on, npi = dates[i], npis[i]
         contractor = a.type_on(on) != 1
         cross_codes = exceptions.get(a.code)
+        payer_codes, why = _payer_primaries(by_payer, claim.payer_id, a.code, on)
         listed: list[int] = []
         others: list[int] = []
         cross: list[int] = []
+        extra: list[int] = []
         for j, code in enumerate(codes):
             if j == i or dates[j] != on:
                 continue
@@ -174,13 +185,17 @@ def _judge(
                     cross.append(j)
             elif code in primaries:
                 listed.append(j)
+            elif code in payer_codes:
+                extra.append(j)
             elif contractor and _plausible(code, on, addons, table):
                 others.append(j)
-        if listed or others or cross:
-            todo.append((i, listed + cross, others))
+        if listed or others or cross or extra:
+            todo.append((i, listed + cross + extra, others))
         candidates[i] = listed
         if cross:
             crossed[i] = cross
+        if extra:
+            excepted[i] = (extra, why)
     unlisted = _fixpoint(todo, ok)  # an add-on line with no candidate at all stays unsupported
 
     out: list[Finding] = []
@@ -188,13 +203,44 @@ def _judge(
         if not ok[i]:
             message = _no_primary(i, a, at, ok, table)
             out.append(finding(table, "ADDON_WITHOUT_PRIMARY", message, lines[i]))
-        elif i in unlisted and not _any_ok(candidates[i] + crossed.get(i, []), ok):
-            message = _unlisted(i, a, at, unlisted[i])
-            out.append(finding(table, "ADDON_PRIMARY_UNLISTED", message, lines[i]))
-        elif i in crossed and not _any_ok(candidates[i], ok):
+        elif _any_ok(candidates[i], ok):
+            continue  # a CMS-listed primary by the same practitioner: nothing to say
+        elif i in crossed and _any_ok(crossed[i], ok):
             message = _other_practitioner(i, a, at, crossed[i])
             out.append(finding(table, "ADDON_PRIMARY_OTHER_PRACTITIONER", message, lines[i]))
+        elif i in excepted and _any_ok(excepted[i][0], ok):
+            extra, why = excepted[i]
+            message = _payer_exception(i, a, at, extra, claim.payer_id, why)
+            out.append(finding(table, "ADDON_PRIMARY_PAYER_EXCEPTION", message, lines[i]))
+        elif i in unlisted:
+            message = _unlisted(i, a, at, unlisted[i])
+            out.append(finding(table, "ADDON_PRIMARY_UNLISTED", message, lines[i]))
     return out
+
+
+def _payer_primaries(
+    by_payer: Mapping[tuple[str, str], tuple[PayerPrimary, ...]], payer: str, code: str, on: date
+) -> tuple[frozenset[str], str]:
+    """The primaries `payer` accepts for `code` on `on` beyond the CMS list, and their source."""
+    for extra in by_payer.get((payer, code), ()):
+        if extra.start <= on <= extra.end:
+            return extra.primaries, extra.reference
+    return _NONE, ""
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+def _payer_exception(
+    i: int, a: AddonCode, at: _Lines, extra: list[int], payer: str, why: str
+) -> str:
+    j = extra[0]
+    return (
+        f"Line {at.lines[i].line_number}: {a.code} is paired with {at.codes[j]} on line "
+        f"{at.lines[j].line_number}, a primary the CMS add-on file does not list on "
+        f"{at.dates[i].isoformat()} but the payer data for {payer} accepts ({why}); confirm "
+        "the payer's policy, or bill a CMS-listed primary."
+    )
 
 
 def _plausible(code: str, on: date, addons: Mapping[str, AddonCode], table: RuleTable) -> bool:

@@ -1,7 +1,7 @@
 """The compiled, frozen rule table: the only part of `service.ruletable` the engine reads."""
 
 from service.ruletable.compiled.addons import AddonCode, AddonPairing
-from service.ruletable.compiled.code_rules import CodeWindow, NotPayable
+from service.ruletable.compiled.code_rules import CodeWindow, NotPayable, PayerPrimary
 from service.ruletable.compiled.diagnoses import (
     CodeSetEdition,
     DiagnosisCodeSet,
@@ -30,6 +30,7 @@ __all__ = [
     "LevelLimit",
     "MueLimit",
     "NotPayable",
+    "PayerPrimary",
     "PayerRules",
     "Policies",
     "PolicyRef",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-__all__ = ["CodeWindow", "NotPayable"]
+__all__ = ["CodeWindow", "NotPayable", "PayerPrimary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +36,14 @@ class NotPayable:
     use: str | None
     """The code Medicare uses instead (status I), when the table knows it."""
     source: str
+
+
+@dataclass(frozen=True, slots=True)
+class PayerPrimary:
+    """Primaries one payer accepts for an add-on beyond the CMS list, on its dates."""
+
+    primaries: frozenset[str]
+    start: date
+    end: date
+    """Inclusive; date.max while in effect."""
+    reference: str

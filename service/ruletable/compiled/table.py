@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from service.ruletable.compiled.addons import AddonCode
-from service.ruletable.compiled.code_rules import CodeWindow, NotPayable
+from service.ruletable.compiled.code_rules import CodeWindow, NotPayable, PayerPrimary
 from service.ruletable.compiled.policies import Policies
 from service.ruletable.compiled.provenance import Provenance
 
@@ -87,6 +87,10 @@ class RuleTable:
     other_practitioner: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Add-on -> primaries another practitioner of the group and specialty may have reported
     (99292 -> 99291); curated."""
+    payer_primaries: Mapping[tuple[str, str], tuple[PayerPrimary, ...]] = field(
+        default_factory=dict
+    )
+    """(payer id, add-on) -> primaries the payer accepts beyond the CMS list; curated."""
 
     # Indexes derived from the fields above on construction.
     procedure_codes: frozenset[str] = field(init=False, repr=False, compare=False)
