@@ -55,3 +55,27 @@ def test_a_short_code_list_is_refused(tmp_path: Path) -> None:
     path = wheel(tmp_path, "a.whl", "code-list-April-2026.txt", CODE_LIST)
     with pytest.raises(SourceFileError, match="only 5 codes"):
         read_edition(path)
+
+
+def test_the_command_refuses_a_code_list_too_short_to_be_an_edition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing is written when an edition cannot be read (exit 1)."""
+    from service.cli import main
+
+    small = wheel(tmp_path, "a-1.5.0.whl", "code-list-April-2026.txt", CODE_LIST)
+    out = tmp_path / "table"
+    code = main(["rules", "import-icd10cm", str(small), "--out", str(out)])
+    assert code == 1  # the code list is far too short to be an edition
+    assert "only 5 codes" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_command_names_a_missing_wheel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.cli import main
+
+    code = main(["rules", "import-icd10cm", str(tmp_path / "none.whl"), "--out", str(tmp_path)])
+    assert code == 1
+    assert "none.whl: row -: column -: no such file" in capsys.readouterr().err
