@@ -144,13 +144,11 @@ def _uncertain(
     slot: tuple[int, ...],
 ) -> Finding:
     flags = icd.flags[key]
-    said = icd.said[(index, "".join(flags[i] for i in slot))]
+    said = icd.said[(index, flags[slot[0] : slot[-1] + 1])]
     return finding(
         table,
         "DIAGNOSIS_EDITION_UNCERTAIN",
-        f"Diagnosis {position} {icd_display(key)} on {on.isoformat()}: {said}. The edition in "
-        "force on that date is not shipped, so whether the code was billable then is uncertain; "
-        "check it against the ICD-10-CM code set of that date.",
+        f"Diagnosis {position} {icd_display(key)} on {on.isoformat()}: {said}",
     )
 
 

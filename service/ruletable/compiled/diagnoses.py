@@ -70,8 +70,8 @@ class DiagnosisCodeSet:
     `b` billable, `u` billable in only one of two bracketing editions, `h` a heading, `.` no
     code. Built once, so the engine reads one character per date."""
     said: Mapping[tuple[int, str], str] = field(init=False, repr=False, compare=False)
-    """(slot index, the code's flags in the slot's editions) -> what each edition says, as
-    message text; every combination, built once."""
+    """(slot index, the code's flags in the slot's editions) -> what each edition says and why
+    that is uncertain, as message text; every combination, built once."""
     _starts: tuple[date, ...] = field(init=False, repr=False, compare=False)
     _ends: tuple[date, ...] = field(init=False, repr=False, compare=False)
 
@@ -97,6 +97,10 @@ class DiagnosisCodeSet:
                 said[(index, combo[: len(slot)])] = "; ".join(
                     f"{words[f]} in {self.editions[i].label}"
                     for i, f in zip(slot, combo, strict=False)
+                ) + (
+                    ". The edition in force on that date is not shipped, so whether the code "
+                    "was billable then is uncertain; check it against the ICD-10-CM code set of "
+                    "that date."
                 )
         init(self, "said", said)
 
