@@ -59,24 +59,13 @@ _SHOWN = 8
 
 def check(claim: Claim, table: RuleTable) -> list[Finding]:
     known = table.procedure_codes  # a set hit is cheaper than the shape's regex
-    windows = table.code_windows
-    policies = table.policies
-    unpaid = (
-        table.not_payable
-        if policies is not None and policies.payer(claim.payer_id).mpfs_status
-        else None
-    )
+    watch = table.code_watch
     out: list[Finding] = []
     for line in claim.service_lines:
         code = line.procedure_code
         if code in known or is_procedure_code(code):
-            window = windows.get(code)
-            if window is not None:
-                _dated(table, line, window, out)
-            if unpaid is not None:
-                why = unpaid.get(code)
-                if why is not None and why.exempt.isdisjoint(line.modifiers):
-                    out.append(_not_payable(table, line, why))
+            if code in watch:
+                _watched(claim, table, line, out)
             continue
         out.append(
             finding(
@@ -89,6 +78,19 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
             )
         )
     return out
+
+
+def _watched(claim: Claim, table: RuleTable, line: ServiceLine, out: list[Finding]) -> None:
+    """A code with a known window of use, or a status Medicare never pays."""
+    window = table.code_windows.get(line.procedure_code)
+    if window is not None:
+        _dated(table, line, window, out)
+    why = table.not_payable.get(line.procedure_code)
+    if why is None or not why.exempt.isdisjoint(line.modifiers):
+        return
+    policies = table.policies
+    if policies is not None and policies.payer(claim.payer_id).mpfs_status:
+        out.append(_not_payable(table, line, why))
 
 
 def _dated(table: RuleTable, line: ServiceLine, window: CodeWindow, out: list[Finding]) -> None:

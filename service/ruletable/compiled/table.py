@@ -101,6 +101,9 @@ class RuleTable:
     """Codes of bilateral indicator 1: one line with modifier 50 for both sides."""
     no_pctc: frozenset[str] = field(init=False, repr=False, compare=False)
     """Codes of PC/TC indicator 0: modifiers 26 and TC do not apply."""
+    code_watch: frozenset[str] = field(init=False, repr=False, compare=False)
+    """Codes with a known window of use or a status Medicare never pays: any other line costs
+    the procedure-code rules one set look-up."""
 
     def not_primary_kind(self, code: str) -> str | None:
         """The kind (visit, lab test, drug, supply) that keeps `code` from being a plausible
@@ -120,3 +123,4 @@ class RuleTable:
         init(self, "no_modifier_50", no_50)
         init(self, "bilateral_one", frozenset(c for c, f in fee.items() if f.bilateral == "1"))
         init(self, "no_pctc", frozenset(c for c, f in fee.items() if f.pctc == "0"))
+        init(self, "code_watch", frozenset({*self.code_windows, *self.not_payable}))
