@@ -18,15 +18,12 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from service.ruletable.codes import hcpcs, optional_date, parse_iso_date
 
 __all__ = [
-    "ADDON_PRIMARIES_FILE",
     "AOC_COLUMNS",
     "AOC_FILE",
     "FEE_COLUMNS",
     "FEE_FILE",
-    "FEE_STATUS_FILE",
+    "FROZEN",
     "GLOBAL_DAYS",
-    "ICD_DATA_FILE",
-    "ICD_SOURCE_FILE",
     "MANIFEST_FILE",
     "MUE_COLUMNS",
     "MUE_FILE",
@@ -39,13 +36,11 @@ __all__ = [
     "REGIONS_FILE",
     "RULES_DIR",
     "TABLE_FILES",
-    "AddonPrimariesFile",
     "AocRow",
+    "CodeSpec",
     "FeeRow",
-    "FeeStatusEntry",
-    "FeeStatusFile",
-    "IcdEditionEntry",
-    "IcdSource",
+    "Hcpcs",
+    "IsoDate",
     "LevelLimitPolicy",
     "Manifest",
     "ManifestTable",
@@ -54,6 +49,7 @@ __all__ = [
     "MueRow",
     "MueSource",
     "NoncoveredPolicy",
+    "OptionalDate",
     "PayerEntry",
     "PayersFile",
     "Policy",
@@ -62,6 +58,7 @@ __all__ = [
     "RegionsFile",
     "RuleRow",
     "SamePolicy",
+    "Text",
     "compose_version",
 ]
 
@@ -76,11 +73,6 @@ MUE_FILE = "mue.csv"
 MUE_SOURCE_FILE = "mue_source.json"
 PAYERS_FILE = "payers.yaml"
 REGIONS_FILE = "dx_regions.yaml"
-ICD_DATA_FILE = "icd10cm.txt.gz"
-"""Every ICD-10-CM code of the shipped editions, `CODE FLAGS` per line (see importers.icd10cm)."""
-ICD_SOURCE_FILE = "icd10cm_source.json"
-FEE_STATUS_FILE = "fee_status.yaml"
-ADDON_PRIMARIES_FILE = "addon_primaries.yaml"
 RULES_DIR = "rules"
 """`rules/<family>.yaml`: the rule catalogue, one file per rule family."""
 TABLE_FILES: Mapping[str, str] = {
@@ -108,6 +100,8 @@ MUE_RELEASE_RE = re.compile(r"^[a-z0-9]+$")
 # -- field types ------------------------------------------------------------------------------
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+FROZEN = _FROZEN
+"""The model config of every data file (shared with `service.ruletable.code_files`)."""
 
 
 def _policy_date(value: object) -> date | None:
@@ -262,114 +256,6 @@ def compose_version(tables: Mapping[str, ManifestTable], curated_version: int) -
         f"aoc-{label('aoc')}.pfs-{label('fee_indicators')}.pos-{label('place_of_service')}"
         f".curated-{curated_version}"
     )
-
-
-# -- Medicare payability by fee-schedule status ---------------------------------------------------
-
-
-class FeeStatusEntry(BaseModel):
-    model_config = _FROZEN
-
-    status: Annotated[str, Field(pattern=r"^[A-Z]$")]
-    meaning: Text
-    exempt_modifiers: tuple[Annotated[str, Field(pattern=r"^[0-9A-Z]{2}$")], ...] = ()
-    exempt_reason: str = ""
-
-
-class FeeReplacement(BaseModel):
-    model_config = _FROZEN
-
-    code: Hcpcs
-    use: Hcpcs
-    reference: Text
-
-
-class FeeStatusFile(BaseModel):
-    """`fee_status.yaml`: the statuses Medicare does not pay, and codes it replaces."""
-
-    model_config = _FROZEN
-
-    curated_version: Annotated[int, Field(ge=1, strict=True)]
-    reference: Text
-    statuses: Annotated[tuple[FeeStatusEntry, ...], Field(min_length=1)]
-    replacements: tuple[FeeReplacement, ...] = ()
-
-
-# -- add-on primaries beyond the AOC file ---------------------------------------------------------
-
-
-class NotPrimaryKind(BaseModel):
-    model_config = _FROZEN
-
-    kind: Text
-    ranges: Annotated[tuple[CodeSpec, ...], Field(min_length=1)]
-    reference: Text
-
-
-class OtherPractitioner(BaseModel):
-    model_config = _FROZEN
-
-    add_on: Hcpcs
-    primaries: Annotated[tuple[Hcpcs, ...], Field(min_length=1)]
-    reference: Text
-
-
-PayerId = Annotated[str, Field(pattern=r"^[A-Z0-9_]+$")]
-
-
-class PayerPrimaries(BaseModel):
-    model_config = _FROZEN
-
-    add_on: Hcpcs
-    primaries: Annotated[tuple[Hcpcs, ...], Field(min_length=1)]
-    payers: Annotated[tuple[PayerId, ...], Field(min_length=1)]
-    effective_from: IsoDate
-    effective_to: OptionalDate
-    reference: Text
-
-
-class AddonPrimariesFile(BaseModel):
-    """`addon_primaries.yaml`: what is no plausible primary, and the same-group exception."""
-
-    model_config = _FROZEN
-
-    curated_version: Annotated[int, Field(ge=1, strict=True)]
-    not_primaries: tuple[NotPrimaryKind, ...]
-    other_practitioner: tuple[OtherPractitioner, ...] = ()
-    payer_primaries: tuple[PayerPrimaries, ...] = ()
-
-
-# -- ICD-10-CM editions -------------------------------------------------------------------------
-
-
-class IcdEditionEntry(BaseModel):
-    """One shipped ICD-10-CM edition in `icd10cm_source.json`: when in force, where from."""
-
-    model_config = _FROZEN
-
-    edition: Annotated[str, Field(pattern=r"^[0-9]{4}[a-z]{3}$")]
-    label: Text
-    effective_from: IsoDate
-    effective_to: IsoDate
-    note: Text
-    package: Text
-    package_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    source_file: Text
-    source_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    codes: Annotated[int, Field(ge=1, strict=True)]
-    billable: Annotated[int, Field(ge=1, strict=True)]
-
-
-class IcdSource(BaseModel):
-    """`icd10cm_source.json`: the editions of `icd10cm.txt.gz`, oldest first."""
-
-    model_config = _FROZEN
-
-    data_file: Literal["icd10cm.txt.gz"]
-    data_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    codes: Annotated[int, Field(ge=1, strict=True)]
-    reference: Text
-    editions: Annotated[tuple[IcdEditionEntry, ...], Field(min_length=1)]
 
 
 # -- MUE ----------------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 
 from pydantic import TypeAdapter
 
+from service.ruletable.code_files import ICD_DATA_FILE, ICD_SOURCE_FILE, IcdSource
 from service.ruletable.compiled.diagnoses import CodeSetEdition, DiagnosisCodeSet
-from service.ruletable.file_models import ICD_DATA_FILE, ICD_SOURCE_FILE, IcdSource
 from service.ruletable.files import RuleTableError, json_data, validated
 
 __all__ = ["load_icd10cm"]

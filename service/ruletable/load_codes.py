@@ -15,16 +15,15 @@ from datetime import date
 
 from pydantic import TypeAdapter
 
-from service.ruletable.compiled import CodeWindow, FeeIndicators, NotPayable, PayerPrimary
-from service.ruletable.file_models import (
+from service.ruletable.code_files import (
     ADDON_PRIMARIES_FILE,
     FEE_STATUS_FILE,
     AddonPrimariesFile,
-    AocRow,
     FeeStatusEntry,
     FeeStatusFile,
-    ManifestTable,
 )
+from service.ruletable.compiled import CodeWindow, FeeIndicators, NotPayable, PayerPrimary
+from service.ruletable.file_models import AocRow, ManifestTable
 from service.ruletable.files import RuleTableError, validated, yaml_data
 
 __all__ = [
