@@ -68,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     rules_commands.add_parser(
         "import-mue", help="load an official CMS practitioner MUE file", add_help=False
     )
+    rules_commands.add_parser(
+        "import-icd10cm", help="load ICD-10-CM editions from simple-icd-10-cm wheels",
+        add_help=False,
+    )
     rules_commands.add_parser("show", help="print the table version, digest and provenance")
 
     topics = commands.add_parser("topics", help="topic maintenance")
@@ -99,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         from service.ruletable.importers.rebuild import main_import
 
         return main_import(args_list[2:], rule_ids=RULE_IDS)
+    if args_list[:2] == ["rules", "import-icd10cm"]:
+        from service.engine import RULE_IDS
+        from service.ruletable.importers.icd10cm import main_import_icd10cm
+
+        return main_import_icd10cm(args_list[2:], rule_ids=RULE_IDS)
     if args_list[:2] == ["rules", "import-mue"]:
         from service.engine import RULE_IDS
         from service.ruletable.importers.mue import main_import_mue

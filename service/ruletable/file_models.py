@@ -22,6 +22,7 @@ __all__ = [
     "AOC_FILE",
     "FEE_COLUMNS",
     "FEE_FILE",
+    "FROZEN",
     "GLOBAL_DAYS",
     "MANIFEST_FILE",
     "MUE_COLUMNS",
@@ -36,7 +37,10 @@ __all__ = [
     "RULES_DIR",
     "TABLE_FILES",
     "AocRow",
+    "CodeSpec",
     "FeeRow",
+    "Hcpcs",
+    "IsoDate",
     "LevelLimitPolicy",
     "Manifest",
     "ManifestTable",
@@ -45,6 +49,7 @@ __all__ = [
     "MueRow",
     "MueSource",
     "NoncoveredPolicy",
+    "OptionalDate",
     "PayerEntry",
     "PayersFile",
     "Policy",
@@ -53,6 +58,7 @@ __all__ = [
     "RegionsFile",
     "RuleRow",
     "SamePolicy",
+    "Text",
     "compose_version",
 ]
 
@@ -94,6 +100,8 @@ MUE_RELEASE_RE = re.compile(r"^[a-z0-9]+$")
 # -- field types ------------------------------------------------------------------------------
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+FROZEN = _FROZEN
+"""The model config of every data file (shared with `service.ruletable.code_files`)."""
 
 
 def _policy_date(value: object) -> date | None:
@@ -343,6 +351,8 @@ class NationalEdits(BaseModel):
 
     aoc: Annotated[bool, Field(strict=True)]
     mue: Annotated[bool, Field(strict=True)]
+    mpfs_status: Annotated[bool, Field(strict=True)] = False
+    """Medicare's fee-schedule status decides payability (fee_status.yaml); MEDICARE only."""
 
 
 class PayerEntry(BaseModel):

@@ -1,85 +1,91 @@
-"""The ICD-10-CM code set, read from the installed `simple-icd-10-cm` package.
+"""The ICD-10-CM editions of the rule table: `icd10cm.txt.gz` checked against its source file.
 
-Its April 2026 release is FY2026 with the April 1, 2026 update. Only the package's code list is
-read, not its XML tree: that gives the same codes as the package's `get_all_codes`/`is_leaf` (a
-test proves it on every code) for a fraction of the time and memory. Billable codes are the
-leaves; the other categories and subcategories are valid but not billable (M54.5 since FY2022,
-F-DX-M545). Both sets are frozensets of codes written without the dot, compiled once per process.
+Built by `claims-validator rules import-icd10cm` (service.ruletable.importers.icd10cm) from the
+public-domain code sets; the service needs no ICD package at run time. The file is checked
+before use: its sha256 and code count against `icd10cm_source.json`, one flag per edition on
+every line, editions in date order without overlap. A table compiles the same bytes once per
+process (the cache is keyed by the bytes), so tests and the service share one code set.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
-import importlib.metadata
-import importlib.util
 import re
-from pathlib import Path
+import zlib
+from collections.abc import Mapping
 
-from service.ruletable.compiled.diagnoses import DiagnosisCodeSet, icd_display
-from service.ruletable.files import RuleTableError
+from pydantic import TypeAdapter
 
-__all__ = ["ICD_DISTRIBUTION", "load_icd10cm"]
+from service.ruletable.code_files import ICD_DATA_FILE, ICD_SOURCE_FILE, IcdSource
+from service.ruletable.compiled.diagnoses import CodeSetEdition, DiagnosisCodeSet
+from service.ruletable.files import RuleTableError, json_data, validated
 
-ICD_PACKAGE = "simple_icd_10_cm"
-ICD_DISTRIBUTION = "simple-icd-10-cm"
+__all__ = ["load_icd10cm"]
 
-_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
-           "september", "october", "november", "december")
-_CODE_LIST_RE = re.compile(r"code-list-([A-Za-z]+)-(\d{4})\.txt")
-_ICD_KEY_RE = re.compile(r"[A-Z][0-9A-Z]{2}[0-9A-Z]{0,4}")  # QA0 (April 2026) has a letter 2nd
-_MIN_ICD_CODES = 50_000
+_SOURCE = TypeAdapter(IcdSource)
+_LINE_RE = re.compile(r"([A-Z][0-9A-Z]{2}[0-9A-Z]{0,4}) ([bh.]+)")
 
 
-@functools.cache
-def load_icd10cm() -> DiagnosisCodeSet:
-    """The code set shipped in the installed `simple-icd-10-cm`, compiled once per process."""
-    spec = importlib.util.find_spec(ICD_PACKAGE)
-    where = ICD_DISTRIBUTION
-    if spec is None or not spec.submodule_search_locations:
-        raise RuleTableError(where, "-", "-", f"package not installed: pip install {where}")
-    data = Path(next(iter(spec.submodule_search_locations))) / "data"
-    lists = sorted(p for p in data.glob("code-list-*.txt") if _CODE_LIST_RE.fullmatch(p.name))
-    if len(lists) != 1:
+def load_icd10cm(files: Mapping[str, bytes]) -> tuple[DiagnosisCodeSet, IcdSource]:
+    """The shipped editions among `files` (name -> bytes of the table directory)."""
+    for name in (ICD_DATA_FILE, ICD_SOURCE_FILE):
+        if name not in files:
+            raise RuleTableError(name, "-", "-", "file not found in the rule-table directory")
+    source = validated(ICD_SOURCE_FILE, _SOURCE, json_data(files, ICD_SOURCE_FILE), "none")
+    editions = source.editions
+    for i, e in enumerate(editions):
+        if e.effective_to < e.effective_from:
+            raise RuleTableError(
+                ICD_SOURCE_FILE, "-", f"editions.{i}.effective_to", "before effective_from"
+            )
+        if i and e.effective_from <= editions[i - 1].effective_to:
+            raise RuleTableError(
+                ICD_SOURCE_FILE, "-", f"editions.{i}.effective_from",
+                "editions must be in date order without overlap",
+            )
+    raw = files[ICD_DATA_FILE]
+    if hashlib.sha256(raw).hexdigest() != source.data_sha256:
         raise RuleTableError(
-            where, "-", "-",
-            f"expected one code-list-<Month>-<Year>.txt in {data}, found {len(lists)}",
+            ICD_SOURCE_FILE, "-", "data_sha256", f"does not match {ICD_DATA_FILE}; re-run "
+            "`claims-validator rules import-icd10cm`",
         )
-    path = lists[0]
-    match = _CODE_LIST_RE.fullmatch(path.name)
-    assert match is not None
-    month_name, year = match.group(1).lower(), int(match.group(2))
-    if month_name not in _MONTHS:
-        raise RuleTableError(path.name, "-", "-", f"{month_name!r} is not a month")
-    month = _MONTHS.index(month_name) + 1
-    fiscal_year = year + 1 if month >= 10 else year  # FY N runs Oct 1 of N-1 to Sep 30 of N
-    raw = path.read_bytes()
-    codes: list[str] = []
-    for number, line in enumerate(raw.decode("utf-8").split("\n"), start=1):
-        key = line.split(" ")[0].replace(".", "").strip()
-        if not key or key.isdigit() or "-" in key:  # blank, chapter number, block range
-            continue
-        if not _ICD_KEY_RE.fullmatch(key):
-            raise RuleTableError(path.name, number, "code", f"not an ICD-10-CM code: {key!r}")
-        codes.append(key)
-    valid = frozenset(codes)
-    if len(valid) < _MIN_ICD_CODES:
+    codes = _compiled(raw, source.model_dump_json())
+    if len(codes.flags) != source.codes:
         raise RuleTableError(
-            path.name, "-", "-", f"only {len(valid)} codes; expected at least {_MIN_ICD_CODES}"
+            ICD_SOURCE_FILE, "-", "codes", f"says {source.codes} but {ICD_DATA_FILE} has "
+            f"{len(codes.flags)}",
         )
-    parents = {c[:k] for c in valid for k in range(3, len(c))}
-    billable = valid - parents
+    return codes, source
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled(raw: bytes, source_json: str) -> DiagnosisCodeSet:
+    source = IcdSource.model_validate_json(source_json)
+    width = len(source.editions)
     try:
-        version = importlib.metadata.version(ICD_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - found just above
-        version = "?"
+        text = gzip.decompress(raw).decode("ascii")
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise RuleTableError(ICD_DATA_FILE, "-", "-", f"not gzip'd ASCII text: {exc}") from None
+    flags: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _LINE_RE.fullmatch(line)
+        if match is None or len(match.group(2)) != width:
+            raise RuleTableError(
+                ICD_DATA_FILE, number, "-",
+                f"expected `CODE FLAGS` with {width} flags (b, h or .), got {line[:20]!r}",
+            )
+        code, found = match.groups()
+        if code in flags:
+            raise RuleTableError(ICD_DATA_FILE, number, "code", f"{code} is listed twice")
+        flags[code] = found
     return DiagnosisCodeSet(
-        release=f"{year}{month_name[:3]}",
-        label=f"ICD-10-CM FY{fiscal_year} ({month_name.capitalize()} {year} release)",
-        billable=billable,
-        written={**{c: c for c in billable}, **{icd_display(c): c for c in billable if len(c) > 3}},
-        headers=valid & parents,
-        ordered=tuple(sorted(billable)),
-        source_file=f"{ICD_DISTRIBUTION} {version}: {path.name}",
-        source_sha256=hashlib.sha256(raw).hexdigest(),
+        editions=tuple(
+            CodeSetEdition(e.edition, e.label, e.effective_from, e.effective_to)
+            for e in source.editions
+        ),
+        flags=flags,
+        source_file=f"{ICD_DATA_FILE} ({', '.join(e.source_file for e in source.editions)})",
+        source_sha256=source.data_sha256,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -52,6 +53,11 @@ from service.ruletable.files import (
     validated,
     yaml_data,
 )
+from service.ruletable.load_codes import (
+    compile_code_windows,
+    compile_not_payable,
+    load_addon_primaries,
+)
 from service.ruletable.load_frequency import load_frequency
 from service.ruletable.load_policies import load_policies
 
@@ -60,7 +66,7 @@ __all__ = ["DATA_DIR", "RuleTableError", "read_table", "table_digest"]
 DATA_DIR = Path(__file__).parent / "data"
 """The shipped table."""
 
-_DATA_SUFFIXES = frozenset({".csv", ".json", ".yaml"})
+_DATA_SUFFIXES = frozenset({".csv", ".json", ".yaml", ".gz"})
 CONTRACTOR_DEFINED = "CCCCC"
 
 _AOC_ROWS = TypeAdapter(list[AocRow])
@@ -99,6 +105,9 @@ def read_table(directory: Path | None, *, rule_ids: Collection[str]) -> RuleTabl
     version = f"{manifest.version}.{policies.version}"
     if frequency is not None:
         version += f".freq-{frequency[1]}"
+    not_primaries, other_practitioner, payer_primaries = load_addon_primaries(
+        files, policies.payers
+    )
     return RuleTable(
         version=version,
         digest=table_digest({**files, **policies.digest_inputs}),
@@ -116,6 +125,11 @@ def read_table(directory: Path | None, *, rule_ids: Collection[str]) -> RuleTabl
         ),
         policies=policies,
         frequency=frequency[0] if frequency is not None else None,
+        code_windows=compile_code_windows(aoc_rows, manifest.tables["aoc"]),
+        not_payable=compile_not_payable(files, fee, manifest.tables["fee_indicators"]),
+        not_primaries=not_primaries,
+        other_practitioner=other_practitioner,
+        payer_primaries=payer_primaries,
     )
 
 
@@ -234,13 +248,18 @@ def _compile_addons(rows: Sequence[AocRow]) -> dict[str, AddonCode]:
             pairings=tuple(
                 AddonPairing(
                     primary=r.primary_code, effective=r.effective, deleted=r.deleted,
-                    primary_deleted=r.primary_deleted,
+                    primary_deleted=r.primary_deleted, edit_type=_EDIT_TYPES[r.edit_type],
                 )
                 for r in group
                 if r.primary_code != CONTRACTOR_DEFINED
             ),
             contractor_defined=any(
                 r.primary_code == CONTRACTOR_DEFINED and r.deleted is None for r in group
+            ),
+            contractor_rows=tuple(
+                (r.effective, r.deleted or date.max, 3 if r.edit_type == "3" else 2)
+                for r in group
+                if r.primary_code == CONTRACTOR_DEFINED
             ),
         )
     return addons

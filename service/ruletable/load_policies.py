@@ -2,7 +2,7 @@
 
 Four sources, each checked before the engine sees it (a problem raises `RuleTableError` naming
 file, row or field):
-- the ICD-10-CM code set (`service.ruletable.icd10cm`);
+- the ICD-10-CM editions, each in force on its dates (`service.ruletable.icd10cm`);
 - `mue.csv` + `mue_source.json`: unit limits per code (imported by
   `service.ruletable.importers.mue`);
 - `dx_regions.yaml`: the spinal region of facet procedure codes and of common spine diagnoses
@@ -63,7 +63,7 @@ _MUE_SOURCE = TypeAdapter(MueSource)
 
 def load_policies(files: Mapping[str, bytes]) -> Policies:
     """Validate and compile the issue-4 data among `files` (name -> bytes of the table dir)."""
-    icd = load_icd10cm()
+    icd, icd_source = load_icd10cm(files)
     for name in (MUE_FILE, MUE_SOURCE_FILE, PAYERS_FILE, REGIONS_FILE):
         if name not in files:
             raise RuleTableError(name, "-", "-", "file not found in the rule-table directory")
@@ -77,8 +77,12 @@ def load_policies(files: Mapping[str, bytes]) -> Policies:
         f".payers-{payers_file.curated_version}.regions-{regions_file.curated_version}"
     )
     provenance = (
-        Provenance("icd10cm", icd.source_file, icd.label, icd.source_sha256,
-                   len(icd.billable) + len(icd.headers)),
+        *(
+            Provenance(f"icd10cm-{e.edition}", f"{e.package}: {e.source_file}",
+                       f"{e.label}, in force {e.effective_from} to {e.effective_to}",
+                       e.source_sha256, e.codes)
+            for e in icd_source.editions
+        ),
         Provenance("mue", source.source_file, source.release, source.source_sha256 or "n/a",
                    source.rows),
         Provenance("payers", PAYERS_FILE, f"curated-{payers_file.curated_version}",
@@ -97,7 +101,7 @@ def load_policies(files: Mapping[str, bytes]) -> Policies:
         national=national,
         payers=payers,
         provenance=provenance,
-        digest_inputs={f"(package) {icd.source_file}": icd.source_sha256.encode()},
+        digest_inputs={},  # the code sets are table files now, digested with the others
     )
 
 
@@ -162,9 +166,10 @@ def _compile_regions(
             )
         for code in dx_group.codes:
             key = icd_key(code)
-            if key not in icd.billable:
+            if icd.newest(key) != "b":
+                newest = icd.editions[-1].label
                 raise RuleTableError(
-                    name, "-", f"{where}.codes", f"{code} is not a billable code in {icd.label}"
+                    name, "-", f"{where}.codes", f"{code} is not a billable code in {newest}"
                 )
             if key in dx_region:
                 raise RuleTableError(name, "-", f"{where}.codes", f"{code} is listed twice")
@@ -265,6 +270,7 @@ def _compile_payer(
         name=entry.name,
         aoc_edits=entry.national_edits.aoc,
         mue_edits=entry.national_edits.mue,
+        mpfs_status=entry.national_edits.mpfs_status,
         split_lines=entry.bilateral_format == "rt_lt",
         noncovered={c: tuple(v) for c, v in noncovered.items()},
         modifier_expected={c: tuple(v) for c, v in expected.items()},

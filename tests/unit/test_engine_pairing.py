@@ -45,7 +45,12 @@ def _is_addon_on(addon: AddonCode, on: date) -> bool:
     """The AOC file's definition, row by row: the code is valid and some edit row is in effect."""
     if addon.deleted is not None and on > addon.deleted:
         return False
-    return addon.contractor_defined or any(
+    contractor = (
+        any(start <= on <= end for start, end, _ in addon.contractor_rows)
+        if addon.contractor_rows
+        else addon.contractor_defined
+    )
+    return contractor or any(
         p.effective <= on and (p.deleted is None or on <= p.deleted) for p in addon.pairings
     )
 
@@ -152,7 +157,7 @@ def test_unlisted_primary_warning_names_both_lines_and_the_listed_primaries() ->
 
 def test_a_claim_whose_only_finding_is_the_unlisted_primary_warning_is_accepted() -> None:
     claim = build_claim(
-        {"service_lines": [{"procedure_code": "99213"}, {"procedure_code": "0054T"}]}
+        {"service_lines": [{"procedure_code": "27447"}, {"procedure_code": "0054T"}]}
     )
     event = ClaimSubmitted.model_validate(
         {
@@ -196,8 +201,8 @@ def test_a_type3_addon_whose_listed_primary_is_supported_later_gets_no_warning()
         AddonCode("9990T", 3, None, (AddonPairing("9991T", since, None, None),), True),
         AddonCode("9991T", 2, None, (), True),
     )
-    lines = [{"procedure_code": "9990T"}, {"procedure_code": "9991T"}, {"procedure_code": "99213"}]
-    # 9991T is accepted with 99213 (warning); 9990T then has its listed primary 9991T: no warning.
+    lines = [{"procedure_code": "9990T"}, {"procedure_code": "9991T"}, {"procedure_code": "27447"}]
+    # 9991T is accepted with 27447 (warning); 9990T then has its listed primary 9991T: no warning.
     assert _got(table, lines) == {("ADDON_PRIMARY_UNLISTED", 2)}
     # Without 99213 neither has anything to stand on.
     assert _got(table, lines[:2]) == {("ADDON_WITHOUT_PRIMARY", 1), ("ADDON_WITHOUT_PRIMARY", 2)}

@@ -7,15 +7,16 @@ change the findings of the families that read them.
 
 from __future__ import annotations
 
+import gzip
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from service.engine import evaluate
 from service.models.events import Claim
-from service.ruletable.compiled import RuleTable, icd_display, icd_key
-from service.ruletable.icd10cm import load_icd10cm
+from service.ruletable.compiled import DiagnosisCodeSet, RuleTable, icd_display, icd_key
 from service.ruletable.load import DATA_DIR, RuleTableError
 from service.tables import default_table, load_table
 from tests.unit.casebook import build_claim
@@ -53,22 +54,49 @@ def rule_lines(table: RuleTable, c: Claim, rule_id: str) -> list[int | None]:
 # -- ICD-10-CM -----------------------------------------------------------------------------------
 
 
-def test_code_sets_equal_the_package_api() -> None:
-    """Reading the package's code list gives exactly its get_all_codes()/is_leaf() answer."""
+def test_newest_edition_equals_the_package_api() -> None:
+    """The shipped FY2026 April edition is exactly simple-icd-10-cm 1.5's get_all_codes()/is_leaf()
+    (the package is a dev dependency only: the service reads the shipped file)."""
     cm = pytest.importorskip("simple_icd_10_cm")
-    icd = load_icd10cm()
+    icd = _icd()
     codes = [c for c in cm.get_all_codes(False) if cm.is_category_or_subcategory(c)]
-    assert icd.billable == {c for c in codes if cm.is_leaf(c)}
-    assert icd.headers == {c for c in codes if not cm.is_leaf(c)}
+    newest = {c: f[-1] for c, f in icd.flags.items() if f[-1] != "."}
+    assert {c for c, f in newest.items() if f == "b"} == {c for c in codes if cm.is_leaf(c)}
+    assert {c for c, f in newest.items() if f == "h"} == {c for c in codes if not cm.is_leaf(c)}
 
 
-def test_code_set_year_is_named_in_the_table_version() -> None:
+def _icd() -> DiagnosisCodeSet:
+    policies = default_table().policies
+    assert policies is not None
+    return policies.icd10cm
+
+
+def test_every_edition_is_named_in_the_table_version(table_dir: Path) -> None:
     table = default_table()
-    icd = load_icd10cm()
-    assert icd.label == "ICD-10-CM FY2026 (April 2026 release)"
-    assert ".icd10cm-2026apr." in table.version
-    assert table.policies is not None
-    assert table.policies.icd10cm is icd  # compiled once per process
+    icd = _icd()
+    assert [e.name for e in icd.editions] == ["2021jan", "2025apr", "2026apr"]
+    assert ".icd10cm-2021jan-2025apr-2026apr." in table.version
+    again = load_table(table_dir).policies
+    assert again is not None
+    assert again.icd10cm is icd  # the same bytes compile once per process
+
+
+def test_editions_judge_their_own_dates_and_bracket_the_gaps() -> None:
+    icd = _icd()
+    assert icd.slot(date(2020, 9, 30)) == ()
+    assert icd.slot(date(2020, 10, 1)) == (0,)
+    assert icd.slot(date(2021, 4, 1)) == (0, 1)
+    assert icd.slot(date(2025, 9, 30)) == (1,)
+    assert icd.slot(date(2025, 10, 1)) == (1, 2)
+    assert icd.slot(date(2026, 9, 30)) == (2,)
+    assert icd.slot(date(2026, 10, 1)) == ()
+
+
+def test_a_data_file_that_does_not_match_its_source_stops_the_load(table_dir: Path) -> None:
+    data = table_dir / "icd10cm.txt.gz"
+    data.write_bytes(gzip.compress(gzip.decompress(data.read_bytes())[:-20]))
+    with pytest.raises(RuleTableError, match=r"icd10cm_source.json: row -: field data_sha256"):
+        load_table(table_dir)
 
 
 @pytest.mark.parametrize(
@@ -79,11 +107,12 @@ def test_dot_is_optional_only_after_the_third_character(written: str, key: str) 
     assert icd_display("M5450") == "M54.50"
 
 
-def test_m545_is_a_heading_and_its_children_are_billable() -> None:
-    icd = load_icd10cm()
-    assert "M545" in icd.headers
-    assert {"M5450", "M5451", "M5459"} <= icd.billable
+def test_m545_is_a_heading_from_fy2022_and_its_children_are_billable() -> None:
+    icd = _icd()
+    assert icd.flags["M545"] == "bhh"  # billable in FY2021, a heading after
+    assert icd.flags["M5450"] == ".bb"
     assert icd.billable_under("M545") == ("M54.50", "M54.51", "M54.59")
+    assert icd.billable_under("M545", 0) == ()
 
 
 # -- spinal regions ------------------------------------------------------------------------------

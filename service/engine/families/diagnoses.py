@@ -4,9 +4,16 @@ Sources: billing-rules 3.5 (F-X12-SV1: up to 12 diagnoses, no duplicates, up to 
 line, each pointing to a diagnosis that exists) and 5.7 (F-DX-GEN, F-DX-M545, region heuristic).
 
 Decision points:
-- Code set: ICD-10-CM as shipped in `simple-icd-10-cm` (FY2026, April 2026 release; named in the
-  table version as `icd10cm-2026apr`). Every claim is judged by that code set, whatever its date
-  of service: one code-set year ships at a time.
+- Code sets by date: every shipped ICD-10-CM edition (`icd10cm-2021jan-2025apr-2026apr` in the
+  table version) is in force on its own dates (FY N runs 1 October N-1 to 30 September N, April
+  updates from 1 April). A diagnosis is judged on the service dates of the lines that point to
+  it (all the claim's dates when none does), by the edition in force on each date.
+- Between two shipped editions that bracket a date, a code billable in both is billable and one
+  billable in neither is an error; billable in only one is `DIAGNOSIS_EDITION_UNCERTAIN`
+  (warning): the edition in force that day is not shipped, so the validator cannot tell.
+- A date before the first or after the last shipped edition: one `DIAGNOSIS_EDITION_NOT_SHIPPED`
+  warning per claim, naming the codes the nearest edition would not accept; no guess is an
+  error there. A code that is not even shaped like ICD-10-CM is invalid on any date.
 - Written form: `M54.50` and `M5450` are the same code (X12 HI carries no dot; people write it).
   A dot anywhere but after the third character, lower case or spaces make the code invalid; the
   message then suggests the corrected form when that is a valid code.
@@ -19,15 +26,17 @@ Decision points:
 - `DIAGNOSIS_REGION_MISMATCH` (warning): a facet code whose pointed diagnoses that have a region
   (curated, `dx_regions.yaml`) are all of the other region. Diagnoses without a region (chronic
   pain, thoracolumbar codes) neither cause nor prevent the warning.
-- A diagnosis costs one look-up in the code set (`written`: every billable code as it may be
-  written) and one in the region map; the slower questions (heading or invalid? duplicate?) are
-  asked only of a list that needs them.
+- A diagnosis costs one look-up in the region map and one in `written` (every code billable in
+  every shipped edition, as it may be written); the dated questions (which edition? heading or
+  invalid? duplicate?) are asked only of a code or a claim that needs them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
+from service.engine.families.diagnosis_dates import dated_findings
 from service.engine.findings import finding
 from service.models.events import Claim, Finding, ServiceLine
 from service.ruletable.compiled import Policies, RuleTable, icd_display, icd_key
@@ -43,6 +52,8 @@ RULE_IDS: frozenset[str] = frozenset(
         "DIAGNOSIS_TOO_MANY",
         "DIAGNOSIS_POINTER_INVALID",
         "DIAGNOSIS_REGION_MISMATCH",
+        "DIAGNOSIS_EDITION_UNCERTAIN",
+        "DIAGNOSIS_EDITION_NOT_SHIPPED",
     }
 )
 
@@ -67,29 +78,33 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     if count == 0:
         return [_missing(table)]
     out: list[Finding] = []
-    written, regional = policies.icd10cm.written, policies.regional
+    icd = policies.icd10cm
+    written, regional, dx_region = icd.written, policies.regional, policies.dx_region
     keys: list[str] = []
     regions: list[str | None] = []
     first: str | None = None  # the region of the first diagnosis that has one
     mixed = False  # some other diagnosis has another region than `first`
+    dated: list[int] = []  # positions of codes not billable in every edition: judged by date
+    region: str | None
     for code in codes:
         hit = regional.get(code)
         if hit is not None:
             key, region = hit
-            keys.append(key)
-            regions.append(region)
-            if region != first:
-                if first is None:
-                    first = region
-                else:
-                    mixed = True
-            continue
-        billable = written.get(code)  # a code written any other way has no region
-        if billable is None:
-            out.append(_not_billable_or_invalid(table, policies, len(keys) + 1, code))
-            billable = icd_key(code)
-        keys.append(billable)
-        regions.append(None)
+        else:
+            found = written.get(code)
+            if found is None:
+                dated.append(len(keys) + 1)
+                key = icd_key(code)
+                region = dx_region.get(key)
+            else:
+                key, region = found, None  # `regional` holds every stable code with a region
+        keys.append(key)
+        regions.append(region)
+        if region is not None and region != first:
+            if first is None:
+                first = region
+            else:
+                mixed = True
     if count > 1 and (keys[0] == keys[1] if count == 2 else len(set(keys)) != count):
         out.extend(_duplicates(table, codes, keys))
     if count > MAX_DIAGNOSES:
@@ -98,7 +113,16 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     else:
         valid = _POINTER_SETS[count]
     procedure_region = policies.procedure_region
-    for line in claim.service_lines:
+    earliest, latest = icd.first, icd.last
+    outside = False  # a line dated where no shipped edition judges it
+    lines = claim.service_lines
+    single: date | None = lines[0].service_date  # the date of every line, while they share one
+    for line in lines:
+        on = line.service_date
+        if on != single:
+            single = None
+        if on < earliest or on > latest:
+            outside = True
         pointers = line.diagnosis_pointers
         if not pointers or len(pointers) > MAX_POINTERS or not valid.issuperset(pointers):
             out.append(_pointer(table, line, count))
@@ -111,6 +135,8 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
         if _mismatch(facet, pointers, regions):
             other = [p for p in pointers if regions[p - 1] is not None]
             out.append(_region(table, policies, line, facet, keys, other))
+    if dated or outside:
+        out.extend(dated_findings(table, icd, claim, keys, dated, outside, single))
     return out
 
 
@@ -132,34 +158,6 @@ def _missing(table: RuleTable) -> Finding:
         "DIAGNOSIS_MISSING",
         "The claim has no diagnosis code; add the ICD-10-CM code(s) that support the services "
         "(up to 12) and point each line to them.",
-    )
-
-
-def _not_billable_or_invalid(
-    table: RuleTable, policies: Policies, position: int, written: str
-) -> Finding:
-    icd = policies.icd10cm
-    key = icd_key(written)
-    shown = repr(written if len(written) <= 12 else written[:12] + "...")
-    if key in icd.headers:
-        under = icd.billable_under(key)
-        more = f" such as {', '.join(under)}" if under else ""
-        return finding(
-            table,
-            "DIAGNOSIS_NOT_BILLABLE",
-            f"Diagnosis {position} {icd_display(key)} is an ICD-10-CM heading with more specific "
-            f"codes under it, so it is not billable in {icd.label}; code to the highest "
-            f"specificity, with a billable code{more}.",
-        )
-    fixed = icd_key(written.strip().upper())
-    hint = ""
-    if fixed in icd.billable or fixed in icd.headers:
-        hint = f" (did you mean {icd_display(fixed)}?)"
-    return finding(
-        table,
-        "DIAGNOSIS_INVALID",
-        f"Diagnosis {position} {shown} is not an ICD-10-CM code in {icd.label}{hint}; write a "
-        "valid code in upper case, with or without the dot after the third character.",
     )
 
 

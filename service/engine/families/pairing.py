@@ -17,13 +17,22 @@ Decision points:
 - Chains (64491 + 64492 without 64490). A line supports an add-on only if it is not an add-on on
   that date, or is itself a supported add-on: the least fixpoint, so add-ons that only support
   each other are all flagged, and a line never supports itself.
+- Edit type by date: the type (1, 2 or 3) is that of the AOC rows in effect on the line's date
+  (`AddonCode.type_on`), not the newest row's: 20701 is Type 1 until 2022, Type 3 from 2023.
 - Type 2 and 3 add-ons (contractor-defined primaries, F-AOC-4/5). With no listed primary but
-  another supported procedure by the same practitioner on that date, the pairing may be valid
-  under the payer's own list: `ADDON_PRIMARY_UNLISTED` (warning). With no other procedure at all:
-  `ADDON_WITHOUT_PRIMARY` (error). A warned add-on counts as supported for later add-ons.
+  another plausible primary by the same practitioner on that date (a procedure that is not an
+  add-on, a visit, a lab test, a drug or a supply: `addon_primaries.yaml`), the pairing may be
+  valid under the payer's own list: `ADDON_PRIMARY_UNLISTED` (warning). With none:
+  `ADDON_WITHOUT_PRIMARY` (error), and the message names the line that is no primary.
 - Lines with an invalid procedure code are not procedures: they neither support an add-on nor count
-  as "another procedure" (PROCEDURE_CODE_INVALID reports them).
-- Different-date exceptions (99291/99292, F-AOC-6) are not modelled: the file does not list them.
+  as a plausible primary (PROCEDURE_CODE_INVALID reports them).
+- Same-group exception (F-AOC-6; Medicare Claims Processing Manual ch. 12 section 30.6.12):
+  99292 counts its listed primary 99291 billed on that date by another practitioner of the
+  claim's billing group. The line's specialty is not on the claim, so that pairing is accepted
+  with `ADDON_PRIMARY_OTHER_PRACTITIONER` (warning) asking to confirm the same specialty.
+- Payer exceptions (`addon_primaries.yaml` payer_primaries): a payer that follows CPT's broader
+  primary list (99417 with 99245 before CMS listed it) supports the add-on on the entry's dates,
+  with `ADDON_PRIMARY_PAYER_EXCEPTION` (warning) citing the entry.
 - Payers whose `payers.yaml` entry turns the national AOC edits off (`national_edits.aoc: false`)
   get no pairing finding; a table without payer policies applies the edits to every payer.
 """
@@ -36,11 +45,18 @@ from datetime import date
 
 from service.engine.findings import finding
 from service.models.events import Claim, Finding, ServiceLine
-from service.ruletable.compiled import AddonCode, RuleTable, is_procedure_code
+from service.ruletable.compiled import AddonCode, PayerPrimary, RuleTable, is_procedure_code
 
 __all__ = ["RULE_IDS", "check"]
 
-RULE_IDS: frozenset[str] = frozenset({"ADDON_WITHOUT_PRIMARY", "ADDON_PRIMARY_UNLISTED"})
+RULE_IDS: frozenset[str] = frozenset(
+    {
+        "ADDON_WITHOUT_PRIMARY",
+        "ADDON_PRIMARY_UNLISTED",
+        "ADDON_PRIMARY_OTHER_PRACTITIONER",
+        "ADDON_PRIMARY_PAYER_EXCEPTION",
+    }
+)
 
 _LISTED_SHOWN = 6
 """At most this many listed primaries are named in a message."""
@@ -49,7 +65,7 @@ _LISTED_SHOWN = 6
 def _fix(a: AddonCode, on: date) -> str:
     """What to bill so that this add-on has its primary on `on`, as message text."""
     listed = _name_primaries(a.listed_on(on))
-    if listed and a.edit_type == 1:
+    if listed and a.type_on(on) == 1:
         return f"bill a listed primary ({listed})"
     if listed:
         return f"bill a listed primary ({listed}) or a primary the payer accepts for it"
@@ -144,34 +160,98 @@ def _judge(
         if a is not None and primaries is not None:
             active.append((i, a, primaries))
     # Per add-on line: same date and practitioner lines that are listed primaries on that date,
-    # and (Type 2/3 only) the other procedures that could be contractor-defined primaries.
+    # and (Type 2/3 on that date) the other plausible primaries: procedures that are no add-on,
+    # visit, lab test, drug or supply. An add-on with a same-group exception (99292) also takes
+    # its listed primary by another practitioner of the claim's group.
     todo: list[_Pending] = []
     candidates: dict[int, list[int]] = {}
+    crossed: dict[int, list[int]] = {}
+    excepted: dict[int, tuple[list[int], str]] = {}
+    exceptions, by_payer = table.other_practitioner, table.payer_primaries
     for i, a, primaries in active:
         on, npi = dates[i], npis[i]
+        contractor = a.type_on(on) != 1
+        cross_codes = exceptions.get(a.code)
+        payer_codes, why = _payer_primaries(by_payer, claim.payer_id, a.code, on)
         listed: list[int] = []
         others: list[int] = []
+        cross: list[int] = []
+        extra: list[int] = []
         for j, code in enumerate(codes):
-            if j == i or dates[j] != on or npis[j] != npi:
+            if j == i or dates[j] != on:
                 continue
-            if code in primaries:
+            if npis[j] != npi:
+                if cross_codes is not None and code in cross_codes and code in primaries:
+                    cross.append(j)
+            elif code in primaries:
                 listed.append(j)
-            elif a.edit_type != 1 and is_procedure_code(code):
+            elif code in payer_codes:
+                extra.append(j)
+            elif contractor and _plausible(code, on, addons, table):
                 others.append(j)
-        if listed or others:
-            todo.append((i, listed, others))
+        if listed or others or cross or extra:
+            todo.append((i, listed + cross + extra, others))
         candidates[i] = listed
+        if cross:
+            crossed[i] = cross
+        if extra:
+            excepted[i] = (extra, why)
     unlisted = _fixpoint(todo, ok)  # an add-on line with no candidate at all stays unsupported
 
     out: list[Finding] = []
     for i, a, _ in active:
         if not ok[i]:
-            message = _no_primary(i, a, at, ok)
+            message = _no_primary(i, a, at, ok, table)
             out.append(finding(table, "ADDON_WITHOUT_PRIMARY", message, lines[i]))
-        elif i in unlisted and not _any_ok(candidates[i], ok):
+        elif _any_ok(candidates[i], ok):
+            continue  # a CMS-listed primary by the same practitioner: nothing to say
+        elif i in crossed and _any_ok(crossed[i], ok):
+            message = _other_practitioner(i, a, at, crossed[i])
+            out.append(finding(table, "ADDON_PRIMARY_OTHER_PRACTITIONER", message, lines[i]))
+        elif i in excepted and _any_ok(excepted[i][0], ok):
+            extra, why = excepted[i]
+            message = _payer_exception(i, a, at, extra, claim.payer_id, why)
+            out.append(finding(table, "ADDON_PRIMARY_PAYER_EXCEPTION", message, lines[i]))
+        elif i in unlisted:
             message = _unlisted(i, a, at, unlisted[i])
             out.append(finding(table, "ADDON_PRIMARY_UNLISTED", message, lines[i]))
     return out
+
+
+def _payer_primaries(
+    by_payer: Mapping[tuple[str, str], tuple[PayerPrimary, ...]], payer: str, code: str, on: date
+) -> tuple[frozenset[str], str]:
+    """The primaries `payer` accepts for `code` on `on` beyond the CMS list, and their source."""
+    for extra in by_payer.get((payer, code), ()):
+        if extra.start <= on <= extra.end:
+            return extra.primaries, extra.reference
+    return _NONE, ""
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+def _payer_exception(
+    i: int, a: AddonCode, at: _Lines, extra: list[int], payer: str, why: str
+) -> str:
+    j = extra[0]
+    return (
+        f"Line {at.lines[i].line_number}: {a.code} is paired with {at.codes[j]} on line "
+        f"{at.lines[j].line_number}, a primary the CMS add-on file does not list on "
+        f"{at.dates[i].isoformat()} but the payer data for {payer} accepts ({why}); confirm "
+        "the payer's policy, or bill a CMS-listed primary."
+    )
+
+
+def _plausible(code: str, on: date, addons: Mapping[str, AddonCode], table: RuleTable) -> bool:
+    """A contractor-defined primary must be a procedure: not an add-on on `on`, a visit, a lab
+    test, a drug or a supply (the AOC file's listed primaries are taken as listed)."""
+    if not is_procedure_code(code):
+        return False
+    other = addons.get(code)
+    if other is not None and other.edit_on(on) is not None:
+        return False
+    return table.not_primary_kind(code) is None
 
 
 def _fixpoint(todo: list[_Pending], ok: list[bool]) -> dict[int, int]:
@@ -209,12 +289,41 @@ def _any_ok(lines: list[int], ok: list[bool]) -> bool:
     return False
 
 
-def _no_primary(i: int, a: AddonCode, at: _Lines, ok: list[bool]) -> str:
+def _no_primary(i: int, a: AddonCode, at: _Lines, ok: list[bool], table: RuleTable) -> str:
     on = at.dates[i]
+    why = _why(i, a, at, ok) or _not_plausible(i, a, at, table)
     return (
         f"Line {at.lines[i].line_number}: add-on {a.code} has no primary on this claim for "
-        f"{on.isoformat()} by practitioner {at.npis[i]}{_why(i, a, at, ok)}; {_fix(a, on)} on "
+        f"{on.isoformat()} by practitioner {at.npis[i]}{why}; {_fix(a, on)} on "
         "the same date by the same practitioner, or remove the add-on."
+    )
+
+
+def _not_plausible(i: int, a: AddonCode, at: _Lines, table: RuleTable) -> str:
+    """Why the other lines of that date and practitioner are no primary of a Type 2/3 add-on."""
+    on, npi = at.dates[i], at.npis[i]
+    if a.type_on(on) == 1:
+        return ""
+    for j, code in enumerate(at.codes):
+        if j == i or at.dates[j] != on or at.npis[j] != npi:
+            continue
+        kind = table.not_primary_kind(code)
+        if kind is not None:
+            return (
+                f" ({code} on line {at.lines[j].line_number} is a {kind}, not a procedure the "
+                "add-on can add to)"
+            )
+    return ""
+
+
+def _other_practitioner(i: int, a: AddonCode, at: _Lines, cross: list[int]) -> str:
+    j = cross[0]
+    return (
+        f"Line {at.lines[i].line_number}: {a.code} by practitioner {at.npis[i]} is paired with "
+        f"{at.codes[j]} on line {at.lines[j].line_number} by practitioner {at.npis[j]} of the "
+        "same billing group; CMS allows this only when both are of the same specialty, which "
+        "the claim does not show: confirm it, or bill the add-on under the practitioner who "
+        "reported the primary."
     )
 
 
@@ -253,7 +362,8 @@ def _unlisted(i: int, a: AddonCode, at: _Lines, j: int) -> str:
     which = f"listed: {listed}" if listed else "CMS lists none"
     other = at.codes[j]
     return (
-        f"Line {at.lines[i].line_number}: add-on {a.code} (AOC Type {a.edit_type}) is billed with "
+        f"Line {at.lines[i].line_number}: add-on {a.code} (AOC Type {a.type_on(at.dates[i])}) "
+        "is billed with "
         f"{other} on line {at.lines[j].line_number}, which is not a CMS-listed primary "
         f"({which}); confirm the payer accepts {other} as its primary, or bill "
         "a listed primary on the same date by the same practitioner."

@@ -1,7 +1,13 @@
 """The compiled, frozen rule table: the only part of `service.ruletable` the engine reads."""
 
 from service.ruletable.compiled.addons import AddonCode, AddonPairing
-from service.ruletable.compiled.diagnoses import DiagnosisCodeSet, icd_display, icd_key
+from service.ruletable.compiled.code_rules import CodeWindow, NotPayable, PayerPrimary
+from service.ruletable.compiled.diagnoses import (
+    CodeSetEdition,
+    DiagnosisCodeSet,
+    icd_display,
+    icd_key,
+)
 from service.ruletable.compiled.frequency import (
     FrequencyLimit,
     FrequencyLimits,
@@ -22,12 +28,16 @@ __all__ = [
     "AddonCode",
     "AddonPairing",
     "CodePairing",
+    "CodeSetEdition",
+    "CodeWindow",
     "DiagnosisCodeSet",
     "FeeIndicators",
     "FrequencyLimit",
     "FrequencyLimits",
     "LevelLimit",
     "MueLimit",
+    "NotPayable",
+    "PayerPrimary",
     "PayerRules",
     "Policies",
     "PolicyRef",

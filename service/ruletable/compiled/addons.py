@@ -29,6 +29,8 @@ class AddonPairing:
     """Last day the pairing is in effect (inclusive); None while active."""
     primary_deleted: date | None
     """Last day the primary code itself is valid (inclusive); None while active."""
+    edit_type: Literal[1, 2, 3] | None = None
+    """The AOC edit type of this row; None: the add-on's `edit_type`."""
 
     @property
     def last_day(self) -> date:
@@ -48,6 +50,9 @@ class AddonCode:
     pairings: tuple[AddonPairing, ...]
     contractor_defined: bool
     """True when the file lists `CCCCC`: contractors may accept primaries of their own."""
+    contractor_rows: tuple[tuple[date, date, Literal[2, 3]], ...] = ()
+    """The `CCCCC` rows' windows (effective .. deleted or date.max) and edit types; empty in a
+    hand-built add-on, where `contractor_defined` holds on every date."""
 
     # Laid out from the fields above on construction.
     last_day: date = field(init=False, repr=False, compare=False)
@@ -65,6 +70,10 @@ class AddonCode:
     """The primaries in effect from each era's date: one bisect, then a set hit per line."""
     era_lists: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
     """The same primaries, sorted, as messages name them."""
+    type_eras: tuple[date, ...] = field(init=False, repr=False, compare=False)
+    type_by_era: tuple[Literal[1, 2, 3], ...] = field(init=False, repr=False, compare=False)
+    """The edit type in force from each date of `type_eras`: the rows in effect decide (20701 is
+    Type 1 until 2022 and Type 3 from 2023), not the newest row."""
 
     def __post_init__(self) -> None:
         windows: dict[str, list[tuple[date, date]]] = {}
@@ -87,6 +96,21 @@ class AddonCode:
         init(self, "eras", tuple(eras))
         init(self, "era_sets", sets)
         init(self, "era_lists", tuple(tuple(sorted(s)) for s in sets))
+        typed: list[tuple[date, date, Literal[1, 2, 3]]] = [
+            (p.effective, p.deleted or date.max, p.edit_type or self.edit_type)
+            for p in self.pairings
+        ]
+        typed += self.contractor_rows
+        bounds = sorted({s for s, _, _ in typed} | {e + _DAY for _, e, _ in typed if e < date.max})
+        types: list[Literal[1, 2, 3]] = []
+        for on in bounds:
+            found = [t for s, e, t in typed if s <= on <= e]
+            types.append(max(found) if found else self.edit_type)
+        init(self, "type_eras", tuple(bounds))
+        init(self, "type_by_era", tuple(types))
+        if self.contractor_rows:
+            spans.extend((s, e) for s, e, _ in self.contractor_rows)
+            init(self, "spans", _merged(spans))
 
     def edit_on(self, on: date) -> frozenset[str] | None:
         """The listed primaries in effect on `on`; None when the code is no add-on edit on `on`.
@@ -95,7 +119,7 @@ class AddonCode:
         """
         if on > self.last_day:
             return None
-        if not self.contractor_defined:
+        if self.contractor_rows or not self.contractor_defined:
             for start, end in self.spans:
                 if start <= on <= end:
                     break
@@ -103,6 +127,17 @@ class AddonCode:
                 return None
         era = bisect_right(self.eras, on) - 1  # `primaries_on`, without a second call
         return self.era_sets[era] if era >= 0 else _NO_PRIMARIES
+
+    def type_on(self, on: date) -> Literal[1, 2, 3]:
+        """The AOC edit type in force on `on` (the add-on's `edit_type` outside every row)."""
+        era = bisect_right(self.type_eras, on) - 1
+        return self.type_by_era[era] if era >= 0 else self.edit_type
+
+    def contractor_on(self, on: date) -> bool:
+        """Contractors may define primaries of their own on `on` (a `CCCCC` row in effect)."""
+        if not self.contractor_rows:
+            return self.contractor_defined
+        return any(start <= on <= end for start, end, _ in self.contractor_rows)
 
     def is_addon_on(self, on: date) -> bool:
         """An add-on edit applies when the code is valid and any of its pairing rows (or the

@@ -90,6 +90,8 @@ class PayerRules:
     line_codes: frozenset[str]
     """Every code a policy of the payer names for a line (coverage, expected modifier, same-date
     anchor, level): a line of any other code needs only the modifier-51 check."""
+    mpfs_status: bool = False
+    """True when the payer applies Medicare's fee-schedule status (PROCEDURE_STATUS_NOT_PAYABLE)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +116,13 @@ class Policies:
 
     # Derived from the fields above on construction.
     regional: Mapping[str, tuple[str, str]] = field(init=False, repr=False, compare=False)
-    """Each diagnosis that has a region, as it may be written (with and without the dot) ->
-    (its key, its region): one look-up in a small map for the diagnoses the region rule reads."""
+    """Each diagnosis billable in every edition that has a region, as it may be written (with
+    and without the dot) -> (its key, its region): one look-up in a small map."""
 
     def __post_init__(self) -> None:
-        regional = {key: (key, region) for key, region in self.dx_region.items()}
+        # Only codes billable in every shipped edition: the others are judged by date first.
+        stable = self.icd10cm.written
+        regional = {k: (k, region) for k, region in self.dx_region.items() if k in stable}
         regional.update({icd_display(key): hit for key, hit in regional.items() if len(key) > 3})
         object.__setattr__(self, "regional", regional)  # frozen: set once, here
 

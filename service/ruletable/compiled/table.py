@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from service.ruletable.compiled.addons import AddonCode
+from service.ruletable.compiled.code_rules import CodeWindow, NotPayable, PayerPrimary
 from service.ruletable.compiled.frequency import FrequencyLimits
 from service.ruletable.compiled.policies import Policies
 from service.ruletable.compiled.provenance import Provenance
@@ -23,6 +24,11 @@ __all__ = ["FeeIndicators", "RuleInfo", "RuleTable", "is_procedure_code"]
 _PROCEDURE_SHAPE = re.compile(r"[0-9]{5}|[0-9]{4}[AFMTU]|[A-V][0-9]{4}")
 _NO_50 = frozenset({"0", "2", "9"})
 """Bilateral indicators under which modifier 50 is not allowed."""
+
+
+def _shape(code: str) -> str:
+    """Digits as 9: codes compare by range only within one shape (`0001U` is not in 00100-01999)."""
+    return "".join("9" if ch.isdigit() else ch for ch in code)
 
 
 def is_procedure_code(code: str) -> bool:
@@ -74,6 +80,20 @@ class RuleTable:
     hand-built tables, where those rules stay silent."""
     frequency: FrequencyLimits | None = None
     """Payer id -> frequency limits of the history family; None in hand-built tables."""
+    code_windows: Mapping[str, CodeWindow] = field(default_factory=dict)
+    """Codes with a known first or last day of use (AOC deletion and edit dates)."""
+    not_payable: Mapping[str, NotPayable] = field(default_factory=dict)
+    """Codes whose fee-schedule status makes them not payable by Medicare."""
+    not_primaries: tuple[tuple[str, str, str], ...] = ()
+    """(low, high, kind) code ranges that are no plausible primary of a Type 2/3 add-on (visits,
+    lab tests, drugs, supplies) unless the AOC file lists them; curated."""
+    other_practitioner: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Add-on -> primaries another practitioner of the group and specialty may have reported
+    (99292 -> 99291); curated."""
+    payer_primaries: Mapping[tuple[str, str], tuple[PayerPrimary, ...]] = field(
+        default_factory=dict
+    )
+    """(payer id, add-on) -> primaries the payer accepts beyond the CMS list; curated."""
 
     # Indexes derived from the fields above on construction.
     procedure_codes: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -84,6 +104,18 @@ class RuleTable:
     """Codes of bilateral indicator 1: one line with modifier 50 for both sides."""
     no_pctc: frozenset[str] = field(init=False, repr=False, compare=False)
     """Codes of PC/TC indicator 0: modifiers 26 and TC do not apply."""
+    code_watch: frozenset[str] = field(init=False, repr=False, compare=False)
+    """Codes with a known window of use or a status Medicare never pays: any other line costs
+    the procedure-code rules one set look-up."""
+
+    def not_primary_kind(self, code: str) -> str | None:
+        """The kind (visit, lab test, drug, supply) that keeps `code` from being a plausible
+        primary, or None. A short scan: asked only of an add-on without a listed primary."""
+        shape = _shape(code)
+        for low, high, kind in self.not_primaries:
+            if low <= code <= high and _shape(low) == shape:
+                return kind
+        return None
 
     def __post_init__(self) -> None:
         fee = self.fee
@@ -94,3 +126,4 @@ class RuleTable:
         init(self, "no_modifier_50", no_50)
         init(self, "bilateral_one", frozenset(c for c, f in fee.items() if f.bilateral == "1"))
         init(self, "no_pctc", frozenset(c for c, f in fee.items() if f.pctc == "0"))
+        init(self, "code_watch", frozenset({*self.code_windows, *self.not_payable}))
