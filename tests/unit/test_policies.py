@@ -226,9 +226,9 @@ def test_a_payer_that_wants_rt_lt_lines_gets_them_accepted(table_dir: Path) -> N
     """Split lines: no BILATERAL_SPLIT_LINES (modifiers family), one service for units."""
     edit(
         table_dir / "payers.yaml",
-        "  BCBS:\n    name: Blue Cross Blue Shield (plans vary)\n"
+        "    name: Blue Cross Blue Shield - Highmark plan family\n"
         "    national_edits: {aoc: true, mue: true}\n    bilateral_format: modifier_50",
-        "  BCBS:\n    name: Blue Cross Blue Shield (plans vary)\n"
+        "    name: Blue Cross Blue Shield - Highmark plan family\n"
         "    national_edits: {aoc: true, mue: true}\n    bilateral_format: rt_lt",
     )
     table = load_table(table_dir)

@@ -11,17 +11,28 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 from service.ruletable.compiled.addons import AddonCode
 from service.ruletable.compiled.policies import Policies
 from service.ruletable.compiled.provenance import Provenance
+from service.ruletable.compiled.visits import Visits
 
 __all__ = ["FeeIndicators", "RuleInfo", "RuleTable", "is_procedure_code"]
 
 _PROCEDURE_SHAPE = re.compile(r"[0-9]{5}|[0-9]{4}[AFMTU]|[A-V][0-9]{4}")
 _NO_50 = frozenset({"0", "2", "9"})
 """Bilateral indicators under which modifier 50 is not allowed."""
+_BOTH = frozenset({"26", "TC"})
+_PCTC_REFUSED: Mapping[str, frozenset[str]] = MappingProxyType({
+    "0": _BOTH, "2": _BOTH, "3": _BOTH, "4": _BOTH, "5": _BOTH, "9": _BOTH,
+    "6": frozenset({"TC"}), "8": frozenset({"TC"}),
+})
+"""PC/TC indicator -> the modifiers it refuses (RVU file documentation); 1 takes both, and 7
+(therapy services) is not judged. In PPRRVU25_JAN1.csv only indicator-1 codes have 26 and TC rows,
+apart from 18 clinical-lab codes (status X, indicator 9) with a 26 row for the physician's
+interpretation: status-X codes of indicator 9 refuse only TC."""
 
 
 def is_procedure_code(code: str) -> bool:
@@ -68,6 +79,12 @@ class RuleTable:
     pos_allowed: Mapping[str, frozenset[str]]
     """Procedure code -> places of service allowed (curated); codes absent here are unrestricted."""
     provenance: tuple[Provenance, ...] = ()
+    pos_ruled_out: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Procedure code -> {place: the rule that forbids it}: curated exclusions that rest on a
+    cited rule (POS_NOT_ALLOWED); other places outside `pos_allowed` are a heuristic
+    (POS_UNLIKELY)."""
+    visits: Visits | None = None
+    """E/M code families (modifiers 25/57/59, visit settings); None in hand-built tables."""
     policies: Policies | None = None
     """ICD-10-CM, MUE and payer data of the diagnoses, units, providers and payers rules; None in
     hand-built tables, where those rules stay silent."""
@@ -79,8 +96,10 @@ class RuleTable:
     """Code -> its bilateral indicator, for the indicators that forbid modifier 50 (0, 2, 9)."""
     bilateral_one: frozenset[str] = field(init=False, repr=False, compare=False)
     """Codes of bilateral indicator 1: one line with modifier 50 for both sides."""
-    no_pctc: frozenset[str] = field(init=False, repr=False, compare=False)
-    """Codes of PC/TC indicator 0: modifiers 26 and TC do not apply."""
+    pctc_refused: Mapping[str, tuple[str, frozenset[str]]] = field(
+        init=False, repr=False, compare=False
+    )
+    """Code -> (its PC/TC indicator, the modifiers of 26/TC it refuses)."""
 
     def __post_init__(self) -> None:
         fee = self.fee
@@ -90,4 +109,10 @@ class RuleTable:
         no_50 = {c: f.bilateral for c, f in fee.items() if f.bilateral in _NO_50}
         init(self, "no_modifier_50", no_50)
         init(self, "bilateral_one", frozenset(c for c, f in fee.items() if f.bilateral == "1"))
-        init(self, "no_pctc", frozenset(c for c, f in fee.items() if f.pctc == "0"))
+        refused: dict[str, tuple[str, frozenset[str]]] = {}
+        for c, f in fee.items():
+            mods = _PCTC_REFUSED.get(f.pctc)
+            if mods is not None:
+                lab = f.pctc == "9" and f.status == "X"
+                refused[c] = (f.pctc, frozenset({"TC"}) if lab else mods)
+        init(self, "pctc_refused", refused)
