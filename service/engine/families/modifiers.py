@@ -82,8 +82,10 @@ _VALID: frozenset[str] = frozenset(
 _X_SUBSETS = ("XE", "XP", "XS", "XU")
 _DISTINCT = frozenset({"59", *_X_SUBSETS})
 _EM_ONLY = frozenset({"25", "57"})
-_CHECKED = frozenset({"50", "51", "26", "TC", "RT", "LT", *_DISTINCT, *_EM_ONLY})
-"""Modifiers some pair or indicator rule looks at; a line with none of them is done early."""
+_PAIRWISE = frozenset({"50", "51", "26", "TC", "RT", "LT", *_DISTINCT})
+"""Modifiers some pair or indicator rule looks at."""
+_CHECKED = _PAIRWISE | _EM_ONLY
+"""A line with none of these is done early."""
 _SHOWN = 6
 
 Side = Literal["RT", "LT"]
@@ -93,6 +95,9 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     out: list[Finding] = []
     sided: list[tuple[ServiceLine, Side]] | None = None
     sides = 0  # bit 1: an RT-only line of a bilateral-indicator-1 code, bit 2: an LT-only one
+    visits = table.visits
+    em_codes = visits.em_modifier_codes if visits is not None else None
+    no_distinct = visits.no_distinct_modifier if visits is not None else None
     for line in claim.service_lines:
         mods = line.modifiers
         if not mods:
@@ -110,10 +115,22 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
         if _CHECKED.isdisjoint(mods):
             continue
         code = line.procedure_code
+        if em_codes is not None and not _EM_ONLY.isdisjoint(mods) and code not in em_codes:
+            out.append(_em_only(table, line))
+        if _PAIRWISE.isdisjoint(mods):  # e.g. 25 alone on a visit: nothing more to look at
+            continue
         if "51" in mods:
             addon = table.addons.get(code)
             if addon is not None and addon.is_addon_on(line.service_date):
                 out.append(_fifty_one(table, line))
+        distinct = not _DISTINCT.isdisjoint(mods)
+        if distinct:
+            if "59" in mods:
+                x_with_59 = tuple(m for m in _X_SUBSETS if m in mods)
+                if x_with_59:
+                    out.append(_fifty_nine(table, line, x_with_59))
+            if no_distinct is not None and code in no_distinct:
+                out.append(_distinct_on_em(table, line))
         has_rt, has_lt = "RT" in mods, "LT" in mods
         if "50" in mods:
             bilateral = table.no_modifier_50.get(code)
@@ -125,30 +142,26 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
                 out.append(_fifty_anatomic(table, line))
             if line.units > 1:
                 out.append(_fifty_units(table, line))
-        elif has_rt and has_lt:
-            out.append(_rt_and_lt(table, line))
-        elif (has_rt or has_lt) and code in table.bilateral_one and _DISTINCT.isdisjoint(mods):
-            # Without 50, a line with RT or LT alone is a side; 59/X says a distinct structure.
+        elif has_rt:
+            if has_lt:
+                out.append(_rt_and_lt(table, line))
+            elif not distinct and code in table.bilateral_one:
+                # Without 50, a line with RT or LT alone is a side; 59/X says a distinct site.
+                if sided is None:
+                    sided = []
+                sided.append((line, "RT"))
+                sides |= 1
+        elif has_lt and not distinct and code in table.bilateral_one:
             if sided is None:
                 sided = []
-            sided.append((line, "RT" if has_rt else "LT"))
-            sides |= 1 if has_rt else 2
-        if "59" in mods:
-            x_with_59 = tuple(m for m in _X_SUBSETS if m in mods)
-            if x_with_59:
-                out.append(_fifty_nine(table, line, x_with_59))
+            sided.append((line, "LT"))
+            sides |= 2
         if "26" in mods or "TC" in mods:
             pctc = table.pctc_refused.get(code)
             if pctc is not None:
                 refused = [m for m in ("26", "TC") if m in mods and m in pctc[1]]
                 if refused:
                     out.append(_pctc(table, line, pctc[0], refused))
-        visits = table.visits
-        if visits is not None:
-            if not _EM_ONLY.isdisjoint(mods) and code not in visits.em_modifier_codes:
-                out.append(_em_only(table, line))
-            if code in visits.no_distinct_modifier and not _DISTINCT.isdisjoint(mods):
-                out.append(_distinct_on_em(table, line))
     # A split needs an RT line and an LT line: with one side only there is nothing to pair.
     if sided is not None and sides == 3 and not _split_payer(claim, table):
         out.extend(_splits(table, claim, sided))

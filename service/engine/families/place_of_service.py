@@ -30,9 +30,7 @@ _SHOWN = 8
 
 def check(claim: Claim, table: RuleTable) -> list[Finding]:
     pos_codes = table.pos_codes
-    pos_allowed = table.pos_allowed
-    visits = table.visits
-    settings = visits.setting_of if visits is not None else {}
+    checks = table.pos_checks
     out: list[Finding] = []
     for line in claim.service_lines:
         pos = line.place_of_service
@@ -51,10 +49,12 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
             )
             continue
         code = line.procedure_code
-        allowed = pos_allowed.get(code)
+        restricted = checks.get(code)
+        if restricted is None:
+            continue
+        allowed, setting = restricted
         if allowed is not None and pos not in allowed:
             out.append(_outside(table, line, allowed))
-        setting = settings.get(code)
         if setting is not None and pos in setting.forbidden:
             out.append(
                 finding(

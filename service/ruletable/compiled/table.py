@@ -17,7 +17,7 @@ from typing import Literal
 from service.ruletable.compiled.addons import AddonCode
 from service.ruletable.compiled.policies import Policies
 from service.ruletable.compiled.provenance import Provenance
-from service.ruletable.compiled.visits import Visits
+from service.ruletable.compiled.visits import SettingRule, Visits
 
 __all__ = ["FeeIndicators", "RuleInfo", "RuleTable", "is_procedure_code"]
 
@@ -96,6 +96,11 @@ class RuleTable:
     """Code -> its bilateral indicator, for the indicators that forbid modifier 50 (0, 2, 9)."""
     bilateral_one: frozenset[str] = field(init=False, repr=False, compare=False)
     """Codes of bilateral indicator 1: one line with modifier 50 for both sides."""
+    pos_checks: Mapping[str, tuple[frozenset[str] | None, SettingRule | None]] = field(
+        init=False, repr=False, compare=False
+    )
+    """Code -> (its curated allowed places, its visit setting rule), for the codes with either:
+    one look-up per line for the place-of-service rules."""
     pctc_refused: Mapping[str, tuple[str, frozenset[str]]] = field(
         init=False, repr=False, compare=False
     )
@@ -116,3 +121,7 @@ class RuleTable:
                 lab = f.pctc == "9" and f.status == "X"
                 refused[c] = (f.pctc, frozenset({"TC"}) if lab else mods)
         init(self, "pctc_refused", refused)
+        settings = self.visits.setting_of if self.visits is not None else {}
+        init(self, "pos_checks", {
+            c: (self.pos_allowed.get(c), settings.get(c)) for c in {*self.pos_allowed, *settings}
+        })
