@@ -83,9 +83,9 @@ _X_SUBSETS = ("XE", "XP", "XS", "XU")
 _DISTINCT = frozenset({"59", *_X_SUBSETS})
 _EM_ONLY = frozenset({"25", "57"})
 _PAIRWISE = frozenset({"50", "51", "26", "TC", "RT", "LT", *_DISTINCT})
-"""Modifiers some pair or indicator rule looks at."""
-_CHECKED = _PAIRWISE | _EM_ONLY
-"""A line with none of these is done early."""
+_RARE = frozenset({"26", "TC", *_DISTINCT, *_EM_ONLY})
+"""Modifiers some pair or indicator rule looks at; a line with none of them needs only the
+E/M-only check of 25/57."""
 _SHOWN = 6
 
 Side = Literal["RT", "LT"]
@@ -112,25 +112,32 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
                 out.append(_invalid(table, line))
             if len(set(mods)) != count:
                 out.append(_duplicate(table, line))
-        if _CHECKED.isdisjoint(mods):
+        if _PAIRWISE.isdisjoint(mods):  # e.g. KX, or 25 alone on a visit
+            if (
+                em_codes is not None
+                and line.procedure_code not in em_codes
+                and not _EM_ONLY.isdisjoint(mods)
+            ):
+                out.append(_em_only(table, line))
             continue
         code = line.procedure_code
-        if em_codes is not None and not _EM_ONLY.isdisjoint(mods) and code not in em_codes:
-            out.append(_em_only(table, line))
-        if _PAIRWISE.isdisjoint(mods):  # e.g. 25 alone on a visit: nothing more to look at
-            continue
+        # 25/57, 59/X and 26/TC are rare beside 50, 51, RT and LT: one test skips all of them.
+        rare = not _RARE.isdisjoint(mods)
+        distinct = rare and not _DISTINCT.isdisjoint(mods)
+        if rare:
+            if em_codes is not None and ("25" in mods or "57" in mods) and code not in em_codes:
+                out.append(_em_only(table, line))
+            if distinct:
+                if "59" in mods:
+                    x_with_59 = tuple(m for m in _X_SUBSETS if m in mods)
+                    if x_with_59:
+                        out.append(_fifty_nine(table, line, x_with_59))
+                if no_distinct is not None and code in no_distinct:
+                    out.append(_distinct_on_em(table, line))
         if "51" in mods:
             addon = table.addons.get(code)
             if addon is not None and addon.is_addon_on(line.service_date):
                 out.append(_fifty_one(table, line))
-        distinct = not _DISTINCT.isdisjoint(mods)
-        if distinct:
-            if "59" in mods:
-                x_with_59 = tuple(m for m in _X_SUBSETS if m in mods)
-                if x_with_59:
-                    out.append(_fifty_nine(table, line, x_with_59))
-            if no_distinct is not None and code in no_distinct:
-                out.append(_distinct_on_em(table, line))
         has_rt, has_lt = "RT" in mods, "LT" in mods
         if "50" in mods:
             bilateral = table.no_modifier_50.get(code)
@@ -156,7 +163,7 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
                 sided = []
             sided.append((line, "LT"))
             sides |= 2
-        if "26" in mods or "TC" in mods:
+        if rare and ("26" in mods or "TC" in mods):
             pctc = table.pctc_refused.get(code)
             if pctc is not None:
                 refused = [m for m in ("26", "TC") if m in mods and m in pctc[1]]

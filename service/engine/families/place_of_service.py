@@ -30,7 +30,8 @@ _SHOWN = 8
 
 def check(claim: Claim, table: RuleTable) -> list[Finding]:
     pos_codes = table.pos_codes
-    checks = table.pos_checks
+    flagged = table.pos_flagged
+    visits = table.visits
     out: list[Finding] = []
     for line in claim.service_lines:
         pos = line.place_of_service
@@ -49,12 +50,13 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
             )
             continue
         code = line.procedure_code
-        restricted = checks.get(code)
-        if restricted is None:
+        bad = flagged.get(code)
+        if bad is None or pos not in bad:
             continue
-        allowed, setting = restricted
+        allowed = table.pos_allowed.get(code)
         if allowed is not None and pos not in allowed:
             out.append(_outside(table, line, allowed))
+        setting = visits.setting_of.get(code) if visits is not None else None
         if setting is not None and pos in setting.forbidden:
             out.append(
                 finding(

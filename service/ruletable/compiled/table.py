@@ -17,7 +17,7 @@ from typing import Literal
 from service.ruletable.compiled.addons import AddonCode
 from service.ruletable.compiled.policies import Policies
 from service.ruletable.compiled.provenance import Provenance
-from service.ruletable.compiled.visits import SettingRule, Visits
+from service.ruletable.compiled.visits import Visits
 
 __all__ = ["FeeIndicators", "RuleInfo", "RuleTable", "is_procedure_code"]
 
@@ -96,11 +96,10 @@ class RuleTable:
     """Code -> its bilateral indicator, for the indicators that forbid modifier 50 (0, 2, 9)."""
     bilateral_one: frozenset[str] = field(init=False, repr=False, compare=False)
     """Codes of bilateral indicator 1: one line with modifier 50 for both sides."""
-    pos_checks: Mapping[str, tuple[frozenset[str] | None, SettingRule | None]] = field(
-        init=False, repr=False, compare=False
-    )
-    """Code -> (its curated allowed places, its visit setting rule), for the codes with either:
-    one look-up per line for the place-of-service rules."""
+    pos_flagged: Mapping[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+    """Code -> the valid places of service where a place-of-service rule flags it (outside its
+    curated places, or excluded by its visit family): one look-up and one membership test per
+    line; codes absent here are never flagged for their place."""
     pctc_refused: Mapping[str, tuple[str, frozenset[str]]] = field(
         init=False, repr=False, compare=False
     )
@@ -122,6 +121,12 @@ class RuleTable:
                 refused[c] = (f.pctc, frozenset({"TC"}) if lab else mods)
         init(self, "pctc_refused", refused)
         settings = self.visits.setting_of if self.visits is not None else {}
-        init(self, "pos_checks", {
-            c: (self.pos_allowed.get(c), settings.get(c)) for c in {*self.pos_allowed, *settings}
-        })
+        places = frozenset(self.pos_codes)
+        flagged: dict[str, frozenset[str]] = {}
+        for c in {*self.pos_allowed, *settings}:
+            allowed = self.pos_allowed.get(c)
+            setting = settings.get(c)
+            flagged[c] = (places - allowed if allowed is not None else frozenset()) | (
+                setting.forbidden if setting is not None else frozenset()
+            )
+        init(self, "pos_flagged", flagged)
