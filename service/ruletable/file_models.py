@@ -189,6 +189,8 @@ class ExcludedPlaces(BaseModel):
 
     places: Annotated[tuple[PosCode, ...], Field(min_length=1)]
     reason: Text
+    rule: str = ""
+    """The cited rule that forbids these places (POS_NOT_ALLOWED); empty: a heuristic."""
 
 
 class PlaceSet(BaseModel):
@@ -320,6 +322,8 @@ class LevelGroup(BaseModel):
 class LevelLimitPolicy(_Policy):
     kind: Literal["level_limit"]
     max_levels: Annotated[int, Field(ge=1, strict=True)]
+    per: Literal["region", "session"] = "region"
+    """`session`: levels of every region on one date count together (Aetna CPB 0016)."""
     levels: Annotated[tuple[LevelGroup, ...], Field(min_length=1)]
 
 
@@ -362,6 +366,8 @@ class PayerEntry(BaseModel):
     national_edits: NationalEdits
     bilateral_format: Literal["modifier_50", "rt_lt"]
     bilateral_reference: Text
+    modifier_50_follows_cpt: tuple[CodeSpec, ...] = ()
+    """Bilateral-indicator-2 codes for which the payer follows CPT and accepts modifier 50."""
     policies: tuple[Policy, ...] = ()
 
 

@@ -60,6 +60,7 @@ from service.ruletable.load_codes import (
 )
 from service.ruletable.load_frequency import load_frequency
 from service.ruletable.load_policies import load_policies
+from service.ruletable.load_visits import load_visits
 
 __all__ = ["DATA_DIR", "RuleTableError", "read_table", "table_digest"]
 
@@ -94,6 +95,8 @@ def read_table(directory: Path | None, *, rule_ids: Collection[str]) -> RuleTabl
     addons = _compile_addons(aoc_rows)
     curated = _load_pos_allowed(files)
     pos_allowed = _compile_pos_allowed(curated, pos_codes, fee)
+    pos_ruled_out = _compile_pos_ruled_out(curated, pos_allowed)
+    visits = load_visits(files, fee, pos_codes)
     rules = _load_rules(files)
     _check_rule_ids(rules, rule_ids)
     _check_manifest(
@@ -102,7 +105,7 @@ def read_table(directory: Path | None, *, rule_ids: Collection[str]) -> RuleTabl
     )
     policies = load_policies(files)  # ICD-10-CM, MUE, payers, dx regions (issue-4 families)
     frequency = load_frequency(files)  # the history family's limits
-    version = f"{manifest.version}.{policies.version}"
+    version = f"{manifest.version}.{policies.version}.{visits.version}"
     if frequency is not None:
         version += f".freq-{frequency[1]}"
     not_primaries, other_practitioner, payer_primaries = load_addon_primaries(
@@ -116,6 +119,8 @@ def read_table(directory: Path | None, *, rule_ids: Collection[str]) -> RuleTabl
         fee=fee,
         pos_codes=pos_codes,
         pos_allowed=pos_allowed,
+        pos_ruled_out=pos_ruled_out,
+        visits=visits,
         provenance=tuple(
             Provenance(
                 table=name, source_file=t.source_file, release=t.release,
@@ -319,6 +324,26 @@ def _compile_pos_allowed(
                 if code in fee:
                     allowed[code] = places_for
     return allowed
+
+
+def _compile_pos_ruled_out(
+    curated: PosAllowedFile, allowed: Mapping[str, frozenset[str]]
+) -> dict[str, dict[str, str]]:
+    """Code -> {place: rule} for the excluded places whose entry cites a rule."""
+    by_set = {
+        s.name: {p: ex.rule for ex in s.excluded if ex.rule for p in ex.places}
+        for s in curated.place_sets
+    }
+    out: dict[str, dict[str, str]] = {}
+    for group in curated.procedures:
+        ruled = by_set.get(group.set)
+        if not ruled:
+            continue
+        for spec in group.codes:
+            for code in expand_code_spec(spec):
+                if code in allowed:
+                    out[code] = ruled
+    return out
 
 
 def _load_rules(files: Mapping[str, bytes]) -> dict[str, RuleInfo]:

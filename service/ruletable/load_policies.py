@@ -54,6 +54,8 @@ __all__ = ["load_policies"]
 
 NATIONAL = "*"
 """The payer id of the national rules in `Policies.national`."""
+SESSION = "session"
+"""The one group a per-session level limit counts its codes in."""
 
 _PAYERS = TypeAdapter(PayersFile)
 _REGIONS = TypeAdapter(RegionsFile)
@@ -131,7 +133,7 @@ def _load_mue(files: Mapping[str, bytes]) -> tuple[dict[str, MueLimit], MueSourc
         if r.code in limits:
             raise RuleTableError(MUE_FILE, number, "code", f"code {r.code} is listed twice")
         mai: Literal[1, 2, 3] = 1 if r.mai == "1" else 2 if r.mai == "2" else 3
-        limits[r.code] = MueLimit(code=r.code, limit=r.mue, mai=mai)
+        limits[r.code] = MueLimit(code=r.code, limit=r.mue, mai=mai, rationale=r.rationale)
     if source.rows != len(limits):
         raise RuleTableError(
             MUE_SOURCE_FILE, 1, "rows", f"says {source.rows} rows but {MUE_FILE} has {len(limits)}"
@@ -261,10 +263,15 @@ def _compile_payer(
                         raise RuleTableError(
                             PAYERS_FILE, "-", f"{where}.levels[{j}].codes", f"{code} listed twice"
                         )
-                    region_of[code] = group.region
+                    region_of[code] = SESSION if p.per == "session" else group.region
                     if group.count == "per_unit":
                         per_unit.add(code)
-            levels.append(LevelLimit(ref, p.max_levels, region_of, frozenset(per_unit)))
+            levels.append(
+                LevelLimit(
+                    ref, p.max_levels, region_of, frozenset(per_unit),
+                    per_session=p.per == "session",
+                )
+            )
     return PayerRules(
         payer_id=payer_id,
         name=entry.name,
@@ -272,6 +279,10 @@ def _compile_payer(
         mue_edits=entry.national_edits.mue,
         mpfs_status=entry.national_edits.mpfs_status,
         split_lines=entry.bilateral_format == "rt_lt",
+        modifier_50_cpt=frozenset(
+            _expand(PAYERS_FILE, f"payers.{payer_id}.modifier_50_follows_cpt",
+                    entry.modifier_50_follows_cpt)
+        ),
         noncovered={c: tuple(v) for c, v in noncovered.items()},
         modifier_expected={c: tuple(v) for c, v in expected.items()},
         modifier_51=tuple(modifier_51),

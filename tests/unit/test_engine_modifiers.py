@@ -73,7 +73,10 @@ def test_lines_with_50_or_both_sides_are_not_halves_of_a_split() -> None:
         {"procedure_code": "64490", "modifiers": ["LT"]},
         {"procedure_code": "64490", "modifiers": ["RT", "LT"]},
     ]
-    assert _got(default_table(), lines) == {("MODIFIER_50_WITH_ANATOMIC", 1)}
+    assert _got(default_table(), lines) == {
+        ("MODIFIER_50_WITH_ANATOMIC", 1),
+        ("MODIFIER_RT_LT_SAME_LINE", 3),
+    }
 
 
 def test_bilateral_and_pctc_checks_follow_the_fee_indicators_in_the_table() -> None:

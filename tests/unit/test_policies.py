@@ -255,9 +255,9 @@ def test_a_payer_that_wants_rt_lt_lines_gets_them_accepted(table_dir: Path) -> N
     """Split lines: no BILATERAL_SPLIT_LINES (modifiers family), one service for units."""
     edit(
         table_dir / "payers.yaml",
-        "  BCBS:\n    name: Blue Cross Blue Shield (plans vary)\n"
+        "    name: Blue Cross Blue Shield - Highmark plan family\n"
         "    national_edits: {aoc: true, mue: true}\n    bilateral_format: modifier_50",
-        "  BCBS:\n    name: Blue Cross Blue Shield (plans vary)\n"
+        "    name: Blue Cross Blue Shield - Highmark plan family\n"
         "    national_edits: {aoc: true, mue: true}\n    bilateral_format: rt_lt",
     )
     table = load_table(table_dir)
@@ -311,3 +311,21 @@ def test_an_impossible_yaml_date_is_a_rule_table_error_naming_the_file(tmp_path:
     payers.write_text(text.replace("effective_to: null", "effective_to: 2024-02-30", 1))
     with pytest.raises(RuleTableError, match=r"payers\.yaml: row -: field -: not a valid value"):
         load_table(copy)
+
+
+def test_a_payer_that_follows_cpt_for_a_bilateral_indicator_2_code_accepts_50(
+    table_dir: Path,
+) -> None:
+    """MODIFIER_50_NOT_ALLOWED on indicator 2 is the Medicare rule; a payer's CPT list is data."""
+    edit(
+        table_dir / "payers.yaml",
+        "    name: UnitedHealthcare\n",
+        '    name: UnitedHealthcare\n    modifier_50_follows_cpt: ["77067"]\n',
+    )
+    table = load_table(table_dir)
+    lines = [{"procedure_code": "77067", "modifiers": ["50"]}]
+    uhc = claim({"payer_id": "UHC", "service_lines": lines})
+    medicare = claim({"payer_id": "MEDICARE", "service_lines": lines})
+    assert rule_lines(table, uhc, "MODIFIER_50_NOT_ALLOWED") == []
+    assert rule_lines(table, medicare, "MODIFIER_50_NOT_ALLOWED") == [1]
+    assert rule_lines(default_table(), uhc, "MODIFIER_50_NOT_ALLOWED") == [1]

@@ -65,7 +65,7 @@ def test_shipped_table_has_a_catalogue_entry_for_every_engine_rule() -> None:
 def test_shipped_table_version_and_provenance() -> None:
     table = default_table()
     assert table.version == (
-        "aoc-2026q2.pfs-2025jan.pos-2024.curated-1.icd10cm-2021jan-2025apr-2026apr.mue-descriptor.payers-2.regions-1.freq-1"
+        "aoc-2026q2.pfs-2025jan.pos-2024.curated-2.icd10cm-2021jan-2025apr-2026apr.mue-descriptor.payers-3.regions-1.visits-1.freq-1"
     )
     assert re.fullmatch(r"[0-9a-f]{64}", table.digest)
     releases = {p.table: (p.source_file, p.release, p.rows) for p in table.provenance}
@@ -311,12 +311,12 @@ def test_pos_allowed_with_unknown_set_and_bad_range(table_dir: Path) -> None:
 def test_curated_version_must_match_the_manifest(table_dir: Path) -> None:
     path = table_dir / "pos_allowed.yaml"
     path.write_text(
-        path.read_text(encoding="utf-8").replace("curated_version: 1", "curated_version: 2"),
+        path.read_text(encoding="utf-8").replace("curated_version: 2", "curated_version: 3"),
         encoding="utf-8",
     )
     with pytest.raises(
-        RuleTableError, match=r"^manifest\.json: row 1: field curated_version: is 1 but "
-        r"pos_allowed\.yaml has 2; re-run `claims-validator rules import`"
+        RuleTableError, match=r"^manifest\.json: row 1: field curated_version: is 2 but "
+        r"pos_allowed\.yaml has 3; re-run `claims-validator rules import`"
     ):
         _load(table_dir)
 

@@ -16,10 +16,21 @@ Decision points:
   add-on on the line's date of service, like the pairing family, so a deleted add-on is not one.
 - `MODIFIER_50_NOT_ALLOWED` fires for bilateral indicator 0, 2 or 9; 1 and 3 accept 50. It is
   reported once per line even if 50 is repeated (that repetition is `MODIFIER_DUPLICATE`).
+  Indicator 2 stays a Medicare rule: a payer whose `payers.yaml` entry lists the code under
+  `modifier_50_follows_cpt` follows CPT for it, and 50 is accepted there.
+- `MODIFIER_50_UNITS`: 50 with more than 1 unit (a bilateral service is 1 unit, F-MOD-50).
+  `MODIFIER_RT_LT_SAME_LINE`: RT and LT on one line (a bilateral service is 50 alone).
+- `MODIFIER_PCTC_NOT_ALLOWED` follows every PC/TC indicator (`RuleTable.pctc_refused`): 0, 2, 3,
+  4, 5 and 9 take neither 26 nor TC, 6 and 8 not TC; 1 takes both and 7 is not judged.
+- `MODIFIER_EM_ONLY`: 25 or 57 on a code outside the E/M families of `visits.yaml`.
+  `MODIFIER_59_ON_EM`: 59 or XE/XP/XS/XU on an E/M code. Without a `visits` table (hand-built
+  tables) neither is judged.
 - `BILATERAL_SPLIT_LINES`: a bilateral-indicator-1 code on one line with RT and on another with LT
   (same date, same rendering practitioner), instead of one line with 50. Lines carrying 50, or
   both RT and LT, are not sides of a split (their own rules report them). Each RT/LT pair is
-  reported once, on the line that completes it (the later line). Payers whose `payers.yaml` entry
+  reported once, on the line that completes it (the later line). A line carrying 59 or an X
+  modifier says the service is on a distinct structure or in a distinct session, so it is not a
+  side of a split. Payers whose `payers.yaml` entry
   says `bilateral_format: rt_lt` want exactly this two-line format, so the rule is off for them.
 - A line is first checked with set operations on its modifier list (well formed? any of
   50/51/59/26/TC/RT/LT?); only a line carrying one of those is looked at modifier by modifier.
@@ -28,7 +39,9 @@ Decision points:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date
+from types import MappingProxyType
 from typing import Literal
 
 from service.engine.findings import finding
@@ -48,6 +61,10 @@ RULE_IDS: frozenset[str] = frozenset(
         "MODIFIER_59_WITH_X",
         "MODIFIER_PCTC_NOT_ALLOWED",
         "BILATERAL_SPLIT_LINES",
+        "MODIFIER_EM_ONLY",
+        "MODIFIER_59_ON_EM",
+        "MODIFIER_RT_LT_SAME_LINE",
+        "MODIFIER_50_UNITS",
     }
 )
 
@@ -63,8 +80,12 @@ _VALID: frozenset[str] = frozenset(
 """Every well-shaped modifier (about a thousand): a set hit instead of a regex per modifier."""
 
 _X_SUBSETS = ("XE", "XP", "XS", "XU")
-_CHECKED = frozenset({"50", "51", "59", "26", "TC", "RT", "LT"})
-"""Modifiers some pair or indicator rule looks at; a line with none of them is done early."""
+_DISTINCT = frozenset({"59", *_X_SUBSETS})
+_EM_ONLY = frozenset({"25", "57"})
+_PAIRWISE = frozenset({"50", "51", "26", "TC", "RT", "LT", *_DISTINCT})
+_RARE = frozenset({"26", "TC", *_DISTINCT, *_EM_ONLY})
+"""Modifiers some pair or indicator rule looks at; a line with none of them needs only the
+E/M-only check of 25/57."""
 _SHOWN = 6
 
 Side = Literal["RT", "LT"]
@@ -74,6 +95,9 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     out: list[Finding] = []
     sided: list[tuple[ServiceLine, Side]] | None = None
     sides = 0  # bit 1: an RT-only line of a bilateral-indicator-1 code, bit 2: an LT-only one
+    visits = table.visits
+    em_codes = visits.em_modifier_codes if visits is not None else None
+    no_distinct = visits.no_distinct_modifier if visits is not None else None
     for line in claim.service_lines:
         mods = line.modifiers
         if not mods:
@@ -88,36 +112,73 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
                 out.append(_invalid(table, line))
             if len(set(mods)) != count:
                 out.append(_duplicate(table, line))
-        if _CHECKED.isdisjoint(mods):
+        if _PAIRWISE.isdisjoint(mods):  # e.g. KX, or 25 alone on a visit
+            if (
+                em_codes is not None
+                and line.procedure_code not in em_codes
+                and not _EM_ONLY.isdisjoint(mods)
+            ):
+                out.append(_em_only(table, line))
             continue
         code = line.procedure_code
+        # 25/57, 59/X and 26/TC are rare beside 50, 51, RT and LT: one test skips all of them.
+        rare = not _RARE.isdisjoint(mods)
+        distinct = rare and not _DISTINCT.isdisjoint(mods)
+        if rare:
+            if em_codes is not None and ("25" in mods or "57" in mods) and code not in em_codes:
+                out.append(_em_only(table, line))
+            if distinct:
+                if "59" in mods:
+                    x_with_59 = tuple(m for m in _X_SUBSETS if m in mods)
+                    if x_with_59:
+                        out.append(_fifty_nine(table, line, x_with_59))
+                if no_distinct is not None and code in no_distinct:
+                    out.append(_distinct_on_em(table, line))
         if "51" in mods:
             addon = table.addons.get(code)
             if addon is not None and addon.is_addon_on(line.service_date):
                 out.append(_fifty_one(table, line))
+        has_rt, has_lt = "RT" in mods, "LT" in mods
         if "50" in mods:
             bilateral = table.no_modifier_50.get(code)
-            if bilateral is not None:
+            if bilateral is not None and not (
+                bilateral == "2" and code in _follows_cpt(claim, table)
+            ):
                 out.append(_fifty_not_allowed(table, line, bilateral))
-            if "RT" in mods or "LT" in mods:
+            if has_rt or has_lt:
                 out.append(_fifty_anatomic(table, line))
-        elif code in table.bilateral_one:  # without 50, a line with RT or LT alone is a side
-            has_rt = "RT" in mods
-            if has_rt != ("LT" in mods):
+            if line.units > 1:
+                out.append(_fifty_units(table, line))
+        elif has_rt:
+            if has_lt:
+                out.append(_rt_and_lt(table, line))
+            elif not distinct and code in table.bilateral_one:
+                # Without 50, a line with RT or LT alone is a side; 59/X says a distinct site.
                 if sided is None:
                     sided = []
-                sided.append((line, "RT" if has_rt else "LT"))
-                sides |= 1 if has_rt else 2
-        if "59" in mods:
-            x_with_59 = tuple(m for m in _X_SUBSETS if m in mods)
-            if x_with_59:
-                out.append(_fifty_nine(table, line, x_with_59))
-        if code in table.no_pctc and ("26" in mods or "TC" in mods):
-            out.append(_pctc(table, line))
+                sided.append((line, "RT"))
+                sides |= 1
+        elif has_lt and not distinct and code in table.bilateral_one:
+            if sided is None:
+                sided = []
+            sided.append((line, "LT"))
+            sides |= 2
+        if rare and ("26" in mods or "TC" in mods):
+            pctc = table.pctc_refused.get(code)
+            if pctc is not None:
+                refused = [m for m in ("26", "TC") if m in mods and m in pctc[1]]
+                if refused:
+                    out.append(_pctc(table, line, pctc[0], refused))
     # A split needs an RT line and an LT line: with one side only there is nothing to pair.
     if sided is not None and sides == 3 and not _split_payer(claim, table):
         out.extend(_splits(table, claim, sided))
     return out
+
+
+def _follows_cpt(claim: Claim, table: RuleTable) -> frozenset[str]:
+    """Codes of bilateral indicator 2 for which the claim's payer follows CPT and accepts 50."""
+    policies = table.policies
+    return policies.payer(claim.payer_id).modifier_50_cpt if policies is not None else frozenset()
 
 
 def _split_payer(claim: Claim, table: RuleTable) -> bool:
@@ -241,13 +302,70 @@ def _fifty_nine(table: RuleTable, line: ServiceLine, x: tuple[str, ...]) -> Find
     )
 
 
-def _pctc(table: RuleTable, line: ServiceLine) -> Finding:
-    which = [m for m in ("26", "TC") if m in line.modifiers]
+_PCTC_WHY = MappingProxyType({
+    "0": "the professional/technical split does not apply to it",
+    "2": "it is a professional-component-only code",
+    "3": "it is a technical-component-only code",
+    "4": "it is a whole-test code with separate professional and technical codes",
+    "5": "it is an incident-to service",
+    "6": "it is a laboratory physician interpretation code",
+    "8": "it is a physician interpretation code",
+    "9": "the PC/TC concept does not apply to it",
+})
+
+
+def _pctc(table: RuleTable, line: ServiceLine, indicator: str, refused: Sequence[str]) -> Finding:
     return finding(
         table,
         "MODIFIER_PCTC_NOT_ALLOWED",
-        f"Line {line.line_number}: {line.procedure_code} has no professional/technical split "
-        f"(PC/TC indicator 0), so modifier {' and '.join(which)} cannot be used; remove it.",
+        f"Line {line.line_number}: {line.procedure_code} has PC/TC indicator {indicator} "
+        f"({_PCTC_WHY[indicator]}), so modifier {' and '.join(refused)} cannot be used; remove "
+        "it (bill the professional- or technical-component code if there is one).",
+        line,
+    )
+
+
+def _fifty_units(table: RuleTable, line: ServiceLine) -> Finding:
+    return finding(
+        table,
+        "MODIFIER_50_UNITS",
+        f"Line {line.line_number}: {line.procedure_code} with modifier 50 is billed with "
+        f"{line.units} units; a bilateral service is reported once, with 50 and 1 unit.",
+        line,
+    )
+
+
+def _rt_and_lt(table: RuleTable, line: ServiceLine) -> Finding:
+    return finding(
+        table,
+        "MODIFIER_RT_LT_SAME_LINE",
+        f"Line {line.line_number}: RT and LT are both on the line; bill a bilateral service with "
+        "modifier 50 alone (bilateral indicator 1), or one side per line with the modifier that "
+        "says why both are separate.",
+        line,
+    )
+
+
+def _em_only(table: RuleTable, line: ServiceLine) -> Finding:
+    which = [m for m in ("25", "57") if m in line.modifiers]
+    return finding(
+        table,
+        "MODIFIER_EM_ONLY",
+        f"Line {line.line_number}: modifier {' and '.join(which)} is for evaluation and "
+        f"management codes, and {line.procedure_code} is not one; put it on the E/M line and "
+        "remove it here.",
+        line,
+    )
+
+
+def _distinct_on_em(table: RuleTable, line: ServiceLine) -> Finding:
+    which = [m for m in ("59", *_X_SUBSETS) if m in line.modifiers]
+    return finding(
+        table,
+        "MODIFIER_59_ON_EM",
+        f"Line {line.line_number}: modifier {', '.join(which)} is on evaluation and management "
+        f"code {line.procedure_code}; 59 and XE/XP/XS/XU are not used on E/M codes (use 25 for "
+        "a separately identifiable visit).",
         line,
     )
 

@@ -7,11 +7,14 @@ payer is `claim.payer_id`, matched exactly; a payer not configured gets the nati
 Decision points:
 - A policy applies to a line when the line's date of service is within its effective dates.
 - `PAYER_NONCOVERED`, `PAYER_MODIFIER_EXPECTED`, `MODIFIER_51_NOT_EXPECTED`: one finding per line
-  (and policy).
+  (and policy). A non-covered line that carries GA, GZ, GY or GX is billed knowingly as
+  non-covered (an advance notice on file, or a statutory exclusion): that is correct coding, so it
+  gets `PAYER_NONCOVERED_NOTICE`, a warning that says so, instead of the error.
 - `SEDATION_DOCUMENTATION`, `IMAGING_INCLUDED`: a finding on each sedation or imaging line that
   shares its date of service with one of the policy's procedures.
 - `PAYER_LEVEL_LIMIT`: levels are counted per spinal region per date of service (a session is
-  all procedures on one calendar day, billing-rules 5.5). 64490/64491 and 64493/64494 count one
+  all procedures on one calendar day, billing-rules 5.5), or, for a limit `per: session` (Aetna),
+  over every region of the date together. 64490/64491 and 64493/64494 count one
   level each whatever their units or modifiers (a bilateral level is one level, F-LEVEL); each
   unit of 64492/64495 ("third and any additional level") is one more level, an RT line and an LT
   line of it counting as one (the larger side). One finding, on the
@@ -35,9 +38,13 @@ from service.ruletable.compiled import (
 
 __all__ = ["RULE_IDS", "check"]
 
+_NOTICE = ("GA", "GZ", "GY", "GX")
+"""Modifiers that bill a line knowingly as non-covered (advance notice, statutory exclusion)."""
+
 RULE_IDS: frozenset[str] = frozenset(
     {
         "PAYER_NONCOVERED",
+        "PAYER_NONCOVERED_NOTICE",
         "PAYER_LEVEL_LIMIT",
         "PAYER_MODIFIER_EXPECTED",
         "MODIFIER_51_NOT_EXPECTED",
@@ -181,6 +188,17 @@ def _cite(ref: PolicyRef) -> str:
 
 
 def _noncovered(table: RuleTable, rules: PayerRules, line: ServiceLine, ref: PolicyRef) -> Finding:
+    notice = [m for m in _NOTICE if m in line.modifiers]
+    if notice:
+        return finding(
+            table,
+            "PAYER_NONCOVERED_NOTICE",
+            f"Line {line.line_number}: {rules.name} does not cover {line.procedure_code} on "
+            f"{line.service_date.isoformat()} ({_cite(ref)}); the line carries "
+            f"{', '.join(notice)}, so it is billed knowingly as non-covered: keep the signed "
+            "advance notice on file.",
+            line,
+        )
     return finding(
         table,
         "PAYER_NONCOVERED",
@@ -245,12 +263,15 @@ def _level_limit(
     levels: int,
     limit: LevelLimit,
 ) -> Finding:
+    if limit.per_session:
+        what, per = "facet levels (all spinal regions)", "per session"
+    else:
+        what, per = f"{policies.region_labels[region]} facet levels", "per region per session"
     return finding(
         table,
         "PAYER_LEVEL_LIMIT",
-        f"Line {line.line_number}: {levels} {policies.region_labels[region]} facet levels on "
-        f"{line.service_date.isoformat()}, but {rules.name} covers at most {limit.max_levels} "
-        f"per region per session ({_cite(limit.policy)}); bill only the levels the policy "
-        "covers, and reduce the units of the additional-level code.",
+        f"Line {line.line_number}: {levels} {what} on {line.service_date.isoformat()}, but "
+        f"{rules.name} covers at most {limit.max_levels} {per} ({_cite(limit.policy)}); bill "
+        "only the levels the policy covers, and reduce the units of the additional-level code.",
         line,
     )

@@ -4,8 +4,10 @@ Sources: billing-rules section 2 (F-MUE-1, F-MUE-MAI, F-MUE-BILAT, F-MUE-0, 2.3)
 
 Decision points:
 - The limit and its adjudication come from the MUE table of the rule table (`mue.csv`): the CMS
-  practitioner file once imported, else CPT-descriptor limits for 64490-64495 (1 unit per date,
-  UNCONFIRMED as MUE values). Codes without a row are not limited. Each finding says which.
+  practitioner file once imported (it replaces every shipped row), else curated limits where
+  the code's own definition fixes the units (one visit per line, initial services, panels,
+  sessions; 64490-64495 1 unit per date, UNCONFIRMED as MUE values). Codes without a row are not
+  limited. Each finding names the row's rationale and the table's source.
 - MAI 1 (line edit): each line's units against the limit. MAI 2 and 3 (date-of-service edits):
   the units of every line of the code on one date are summed; one finding, on the first of those
   lines, names all of them (CMS denies all of that day's units of the code).
@@ -152,6 +154,7 @@ def _exceeds(
         table,
         "UNITS_EXCEED_LIMIT",
         f"Line {line.line_number}: {code} is billed for {where}, above its limit of "
-        f"{limit.limit} {_MAI_TEXT[limit.mai]}; {fix}. Limit source: {source}.",
+        f"{limit.limit} {_MAI_TEXT[limit.mai]}; {fix}. Rationale: {limit.rationale}. "
+        f"Limit source: {source}.",
         line,
     )

@@ -21,6 +21,8 @@ class MueLimit:
     code: str
     limit: int
     mai: Literal[1, 2, 3]
+    rationale: str = ""
+    """Why the limit is what it is (the MUE Rationale column, or the curated basis)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,9 @@ class LevelLimit:
     """Code -> region, for the codes that count."""
     per_unit: frozenset[str]
     """Codes whose units are levels (`third and any additional level`); others count 1 each."""
+    per_session: bool = False
+    """True: the levels of every region on one date count together (`region_of` maps each code
+    to one session group)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,8 @@ class PayerRules:
     mue_edits: bool
     split_lines: bool
     """True when the payer wants a bilateral service as an RT line plus an LT line."""
+    modifier_50_cpt: frozenset[str]
+    """Bilateral-indicator-2 codes for which the payer follows CPT and accepts modifier 50."""
     noncovered: Mapping[str, tuple[PolicyRef, ...]]
     modifier_expected: Mapping[str, tuple[tuple[str, PolicyRef], ...]]
     """Code -> (modifier the payer expects on the line, policy)."""

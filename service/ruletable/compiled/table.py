@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 from service.ruletable.compiled.addons import AddonCode
@@ -18,12 +19,22 @@ from service.ruletable.compiled.code_rules import CodeWindow, NotPayable, PayerP
 from service.ruletable.compiled.frequency import FrequencyLimits
 from service.ruletable.compiled.policies import Policies
 from service.ruletable.compiled.provenance import Provenance
+from service.ruletable.compiled.visits import Visits
 
 __all__ = ["FeeIndicators", "RuleInfo", "RuleTable", "is_procedure_code"]
 
 _PROCEDURE_SHAPE = re.compile(r"[0-9]{5}|[0-9]{4}[AFMTU]|[A-V][0-9]{4}")
 _NO_50 = frozenset({"0", "2", "9"})
 """Bilateral indicators under which modifier 50 is not allowed."""
+_BOTH = frozenset({"26", "TC"})
+_PCTC_REFUSED: Mapping[str, frozenset[str]] = MappingProxyType({
+    "0": _BOTH, "2": _BOTH, "3": _BOTH, "4": _BOTH, "5": _BOTH, "9": _BOTH,
+    "6": frozenset({"TC"}), "8": frozenset({"TC"}),
+})
+"""PC/TC indicator -> the modifiers it refuses (RVU file documentation); 1 takes both, and 7
+(therapy services) is not judged. In PPRRVU25_JAN1.csv only indicator-1 codes have 26 and TC rows,
+apart from 18 clinical-lab codes (status X, indicator 9) with a 26 row for the physician's
+interpretation: status-X codes of indicator 9 refuse only TC."""
 
 
 def _shape(code: str) -> str:
@@ -75,6 +86,12 @@ class RuleTable:
     pos_allowed: Mapping[str, frozenset[str]]
     """Procedure code -> places of service allowed (curated); codes absent here are unrestricted."""
     provenance: tuple[Provenance, ...] = ()
+    pos_ruled_out: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Procedure code -> {place: the rule that forbids it}: curated exclusions that rest on a
+    cited rule (POS_NOT_ALLOWED); other places outside `pos_allowed` are a heuristic
+    (POS_UNLIKELY)."""
+    visits: Visits | None = None
+    """E/M code families (modifiers 25/57/59, visit settings); None in hand-built tables."""
     policies: Policies | None = None
     """ICD-10-CM, MUE and payer data of the diagnoses, units, providers and payers rules; None in
     hand-built tables, where those rules stay silent."""
@@ -102,11 +119,18 @@ class RuleTable:
     """Code -> its bilateral indicator, for the indicators that forbid modifier 50 (0, 2, 9)."""
     bilateral_one: frozenset[str] = field(init=False, repr=False, compare=False)
     """Codes of bilateral indicator 1: one line with modifier 50 for both sides."""
-    no_pctc: frozenset[str] = field(init=False, repr=False, compare=False)
-    """Codes of PC/TC indicator 0: modifiers 26 and TC do not apply."""
     code_watch: frozenset[str] = field(init=False, repr=False, compare=False)
     """Codes with a known window of use or a status Medicare never pays: any other line costs
     the procedure-code rules one set look-up."""
+
+    pos_flagged: Mapping[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+    """Code -> the valid places of service where a place-of-service rule flags it (outside its
+    curated places, or excluded by its visit family): one look-up and one membership test per
+    line; codes absent here are never flagged for their place."""
+    pctc_refused: Mapping[str, tuple[str, frozenset[str]]] = field(
+        init=False, repr=False, compare=False
+    )
+    """Code -> (its PC/TC indicator, the modifiers of 26/TC it refuses)."""
 
     def not_primary_kind(self, code: str) -> str | None:
         """The kind (visit, lab test, drug, supply) that keeps `code` from being a plausible
@@ -125,5 +149,21 @@ class RuleTable:
         no_50 = {c: f.bilateral for c, f in fee.items() if f.bilateral in _NO_50}
         init(self, "no_modifier_50", no_50)
         init(self, "bilateral_one", frozenset(c for c, f in fee.items() if f.bilateral == "1"))
-        init(self, "no_pctc", frozenset(c for c, f in fee.items() if f.pctc == "0"))
         init(self, "code_watch", frozenset({*self.code_windows, *self.not_payable}))
+        refused: dict[str, tuple[str, frozenset[str]]] = {}
+        for c, f in fee.items():
+            mods = _PCTC_REFUSED.get(f.pctc)
+            if mods is not None:
+                lab = f.pctc == "9" and f.status == "X"
+                refused[c] = (f.pctc, frozenset({"TC"}) if lab else mods)
+        init(self, "pctc_refused", refused)
+        settings = self.visits.setting_of if self.visits is not None else {}
+        places = frozenset(self.pos_codes)
+        flagged: dict[str, frozenset[str]] = {}
+        for c in {*self.pos_allowed, *settings}:
+            allowed = self.pos_allowed.get(c)
+            setting = settings.get(c)
+            flagged[c] = (places - allowed if allowed is not None else frozenset()) | (
+                setting.forbidden if setting is not None else frozenset()
+            )
+        init(self, "pos_flagged", flagged)
