@@ -310,7 +310,7 @@ format_storage() {
     scram=(--add-scram "SCRAM-SHA-512=[name=${SASL_USER},password=${SASL_PASSWORD}]")
   fi
   mapfile -d '' fmt < <(java_cmd kafka.tools.StorageTool format --standalone \
-    -t "$(cat "${CLUSTER_ID_FILE}")" -c "${SERVER_PROPS}" --ignore-formatted "${scram[@]}")
+    "--cluster-id=$(cat "${CLUSTER_ID_FILE}")" -c "${SERVER_PROPS}" --ignore-formatted "${scram[@]}")
   "${fmt[@]}" >"${RUN_DIR}/format.log" 2>&1 \
     || { tail -n 20 "${RUN_DIR}/format.log" >&2; die "storage format failed"; }
 }

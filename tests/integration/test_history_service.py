@@ -265,13 +265,13 @@ async def test_a_database_restart_mid_stream_loses_nothing_and_publishes_nothing
     try:
         await produce(kafka_bootstrap, topics.submitted,
                       [event(f"CLM-DOWN-{i}", f"ZQDOWN{i:03d}") for i in range(20)])
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a loaded CI machine: the stop and the probes are slow
         while True:
             status, body = await http_get(port, "/health/ready")
             checks = orjson.loads(body)["checks"]
             if status == 503 and checks["history"] != "ok":
                 break
-            assert time.monotonic() < deadline, checks
+            assert time.monotonic() < deadline, orjson.dumps(checks).decode()
             await asyncio.sleep(0.5)
         assert "history database" in checks["history"]
         await asyncio.sleep(2)
