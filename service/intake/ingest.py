@@ -21,9 +21,24 @@ import orjson
 
 from service.exitcodes import ExitCode
 from service.intake.x12_claims import Assembler, Emitted, Problem
-from service.intake.x12_read import MissingExtra, X12Unreadable, read_segments, require_pyx12
+from service.intake.x12_read import (
+    EndOfFile,
+    MissingExtra,
+    SegmentRecord,
+    X12Unreadable,
+    read_segments,
+    read_text_segments,
+    require_pyx12,
+)
 
-__all__ = ["PayerMapError", "ingest_files", "load_payer_map", "main_ingest", "results"]
+__all__ = [
+    "PayerMapError",
+    "ingest_files",
+    "load_payer_map",
+    "main_ingest",
+    "results",
+    "text_results",
+]
 
 
 class PayerMapError(Exception):
@@ -53,10 +68,22 @@ def load_payer_map(path: Path) -> dict[str, str]:
 
 def results(path: Path, payer_ids: Mapping[str, str]) -> Iterator[Emitted | Problem]:
     """What one file gives, in file order: events and problems."""
-    source = str(path)
+    return _results(str(path), read_segments(path), payer_ids)
+
+
+def text_results(
+    text: str, source: str, payer_ids: Mapping[str, str]
+) -> Iterator[Emitted | Problem]:
+    """`results` for X12 text in memory (the what-if page's upload), named `source`."""
+    return _results(source, read_text_segments(text), payer_ids)
+
+
+def _results(
+    source: str, segments: Iterator[SegmentRecord | EndOfFile], payer_ids: Mapping[str, str]
+) -> Iterator[Emitted | Problem]:
     assembler = Assembler(source, payer_ids)
     try:
-        for item in read_segments(path):
+        for item in segments:
             yield from assembler.feed(item)
     except X12Unreadable as exc:
         yield from assembler.abort("x12-unreadable", exc.position, exc.detail)

@@ -9,6 +9,7 @@ value: a bad value may be a member ID or a birth date, and errors go to a termin
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ __all__ = [
     "X12Error",
     "X12Unreadable",
     "read_segments",
+    "read_text_segments",
     "require_pyx12",
 ]
 
@@ -154,25 +156,36 @@ def read_segments(path: Path) -> Iterator[SegmentRecord | EndOfFile]:
 
     Raises `X12Unreadable` where pyx12 cannot go on, and `MissingExtra` without pyx12.
     """
-    params, error_handler, x12context, errors = _pyx12()
+    pyx12 = _pyx12()
+    with path.open(encoding="ascii", errors="replace", newline="") as handle:
+        yield from _read(pyx12, handle)
+
+
+def read_text_segments(text: str) -> Iterator[SegmentRecord | EndOfFile]:
+    """`read_segments` for X12 text already in memory (an HTTP request body)."""
+    pyx12 = _pyx12()
+    yield from _read(pyx12, io.StringIO(text, newline=""))
+
+
+def _read(pyx12: tuple[Any, Any, Any, Any], handle: Any) -> Iterator[SegmentRecord | EndOfFile]:
+    params, error_handler, x12context, errors = pyx12
     errh = error_handler.errh_list()
     position = 0
     try:
-        with path.open(encoding="ascii", errors="replace", newline="") as handle:
-            reader = x12context.X12ContextReader(params.params(), errh, handle)
-            for node in reader.iter_segments():
-                position = int(node.cur_line_number or position + 1)
-                seg = node.seg_data
-                segment_id = str(seg.get_seg_id())
-                if not _SEGMENT_ID.fullmatch(segment_id):
-                    segment_id = "?"
-                loops = tuple(
-                    str(part).split("[", 1)[0]
-                    for part in str(node.x12_map_node.get_path()).strip("/").split("/")[:-1]
-                )
-                yield SegmentRecord(position, segment_id, loops, seg, _drain(errh, segment_id))
-            reader.src.cleanup()  # trailers (SE, GE, IEA) still missing at the end of the file
-            errh.handle_errors(reader.src.pop_errors())
+        reader = x12context.X12ContextReader(params.params(), errh, handle)
+        for node in reader.iter_segments():
+            position = int(node.cur_line_number or position + 1)
+            seg = node.seg_data
+            segment_id = str(seg.get_seg_id())
+            if not _SEGMENT_ID.fullmatch(segment_id):
+                segment_id = "?"
+            loops = tuple(
+                str(part).split("[", 1)[0]
+                for part in str(node.x12_map_node.get_path()).strip("/").split("/")[:-1]
+            )
+            yield SegmentRecord(position, segment_id, loops, seg, _drain(errh, segment_id))
+        reader.src.cleanup()  # trailers (SE, GE, IEA) still missing at the end of the file
+        errh.handle_errors(reader.src.pop_errors())
     except (errors.X12Error, errors.EngineError) as exc:
         # pyx12's fatal messages quote envelope segments or map names, not claim data.
         raise X12Unreadable(position + 1, str(exc)) from exc

@@ -6,6 +6,8 @@ Routes (their models in `service.web.models`, the document in `schemas/openapi.j
   Kafka path publishes for it (200); a claim that breaks the schema -> 422 with its
   CLAIM_MALFORMED findings; unreadable input -> 400;
 * `POST /v1/claims:validate-batch`: a JSON array or JSON Lines -> one result per claim;
+* `POST /v1/claims:validate-x12`: an 837P text -> the events `claims-validator ingest` makes of
+  it, judged like a batch, with the intake's errors (501 without the `x12` extra);
 * `GET /v1/rules` (the catalogue), `GET /v1/rule-table`, `GET /v1/samples`;
 * `GET /` and `/static/*`: the what-if page, package data read once when the app is built.
 
@@ -51,6 +53,7 @@ from service.web.models import (
     RuleEntry,
     RuleTableInfo,
     Sample,
+    X12Result,
 )
 from service.web.observed import QUIET_PATHS, RequestLog, note_claims
 from service.web.openapi import (
@@ -59,8 +62,10 @@ from service.web.openapi import (
     API_VERSION,
     DocumentedApi,
     claim_body,
+    x12_body,
 )
 from service.web.page import page_routes, sample_claims
+from service.web.x12_intake import intake_x12, not_installed, x12_result
 
 __all__ = [
     "RULES",
@@ -68,6 +73,7 @@ __all__ = [
     "SAMPLES",
     "VALIDATE",
     "VALIDATE_BATCH",
+    "VALIDATE_X12",
     "ApiError",
     "api_paths",
     "create_api",
@@ -75,6 +81,7 @@ __all__ = [
 
 VALIDATE: Final = "/v1/claims:validate"
 VALIDATE_BATCH: Final = "/v1/claims:validate-batch"
+VALIDATE_X12: Final = "/v1/claims:validate-x12"
 RULES: Final = "/v1/rules"
 RULE_TABLE: Final = "/v1/rule-table"
 SAMPLES: Final = "/v1/samples"
@@ -177,6 +184,46 @@ def create_api(
             [batch_item(index, j) for (index, _), j in zip(items, judged, strict=True)],
             table.version,
         )
+        return Response(result.model_dump_json(), media_type=_JSON)
+
+    @api.post(
+        VALIDATE_X12,
+        summary="Judge the claims of an 837P file",
+        response_class=Response,
+        responses={
+            200: {
+                "model": X12Result,
+                "description": "One result per claim the intake read, and its errors.",
+            },
+            408: errors[408],
+            413: errors[413],
+            501: {"model": ErrorBody, "description": "pyx12 (the x12 extra) is not installed."},
+            503: {"model": ErrorBody, "description": "Judging took too long: send fewer."},
+        },
+        openapi_extra={"requestBody": x12_body()},
+    )
+    async def validate_x12(request: Request) -> Response:
+        missing = not_installed()
+        if missing is not None:
+            raise ApiError(501, missing)
+        raw = await _read_body(request, limits)
+        # pyx12 is plain Python: a thread lets the Kafka consumer's loop run meanwhile.
+        emitted, problems = await asyncio.to_thread(intake_x12, raw)
+        if len(emitted) > limits.max_batch_claims:
+            raise ApiError(
+                413,
+                ErrorBody(
+                    error="too-many-claims",
+                    detail=f"the file has {len(emitted)} claims; at most "
+                    f"{limits.max_batch_claims} are judged per request (api.max_batch_claims): "
+                    "split it",
+                ),
+            )
+        judged = await _judge_all(
+            [e.event_json for e in emitted], table, clock(), limits.judge_timeout_s, claim_limits
+        )
+        note_claims(request, ids_of(judged))
+        result = x12_result(emitted, judged, problems, table.version)
         return Response(result.model_dump_json(), media_type=_JSON)
 
     catalogue = rule_entries(table)

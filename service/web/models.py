@@ -13,10 +13,12 @@ __all__ = [
     "BatchResult",
     "ErrorBody",
     "ErrorCode",
+    "IntakeError",
     "ProvenanceEntry",
     "RuleEntry",
     "RuleTableInfo",
     "Sample",
+    "X12Result",
 ]
 
 _OUT = ConfigDict(extra="forbid", frozen=True)
@@ -30,6 +32,7 @@ ErrorCode = Literal[
     "too-many-claims",
     "body-timeout",
     "judge-timeout",
+    "x12-not-installed",
 ]
 
 
@@ -74,6 +77,39 @@ class BatchResult(BaseModel):
         description="Claims by status: accepted, flagged, malformed, unreadable."
     )
     results: tuple[BatchItem, ...]
+
+
+class IntakeError(BaseModel):
+    """One problem the 837P intake reported (as `claims-validator ingest` does on stderr),
+    without the file name and never with an element's value."""
+
+    model_config = _OUT
+    error: str = Field(
+        description="x12-error, x12-unreadable, claim-rejected or claim-unmappable."
+    )
+    segment: int = Field(description="Position of the segment in the text, from 1.")
+    segment_id: str | None = None
+    claim_id: str | None = Field(
+        default=None, description="claim-rejected, claim-unmappable: the CLM01 not judged."
+    )
+    element: str | None = Field(default=None, description="e.g. DTP03, for element errors.")
+    message: str
+
+
+class X12Result(BaseModel):
+    """An 837P judged: one result per claim the intake turned into an event, and every
+    problem it reported (claims it rejected are named there, so none goes missing)."""
+
+    model_config = _OUT
+    rule_table_version: str
+    counts: dict[str, int] = Field(
+        description="Claims by status: accepted, flagged, malformed, unreadable, and "
+        "rejected (by the intake)."
+    )
+    results: tuple[BatchItem, ...] = Field(
+        description="index: the position of the claim's CLM segment in the text."
+    )
+    intake_errors: tuple[IntakeError, ...]
 
 
 class RuleEntry(BaseModel):

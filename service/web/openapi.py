@@ -21,6 +21,7 @@ __all__ = [
     "API_VERSION",
     "DocumentedApi",
     "claim_body",
+    "x12_body",
 ]
 
 API_TITLE: Final = "claims-validator HTTP API"
@@ -69,6 +70,23 @@ def claim_body(*, batch: bool) -> dict[str, Any]:
                 }
             },
         },
+    }
+
+
+def x12_body() -> dict[str, Any]:
+    """The `requestBody` of the 837P endpoint: X12 text, read by pyx12."""
+    text = {
+        "schema": {
+            "type": "string",
+            "description": "An X12 005010X222A1 (837P) interchange, ISA to IEA.",
+        }
+    }
+    return {
+        "required": True,
+        "description": "An 837P file's text. Its claims become the claim.submitted events "
+        "`claims-validator ingest` writes (payer ids as in the file); at most "
+        "CLAIMS_API__MAX_BATCH_CLAIMS claims.",
+        "content": {"application/edi-x12": text, "text/plain": text},
     }
 
 

@@ -2,7 +2,8 @@
 
 Against `claims-validator web` as a real process: load the page, judge a sample claim, see its
 findings with their meaning, what to do and source, fix the claim in the lines table, judge
-it again from the keyboard, and see it accepted. Screenshots go to .cache/artifacts/.
+it again from the keyboard, and see it accepted; open an 837P file and see each claim's verdict.
+Screenshots go to .cache/artifacts/.
 Chromium comes from Debian (`scripts/env.sh: ensure_chromium`); Playwright never downloads one.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.service.test_api_x12 import broken, four_claims
 from tests.web_process import WebProcess, web_process
 
 pytestmark = pytest.mark.browser
@@ -220,3 +222,34 @@ def test_text_has_enough_contrast_and_every_control_a_label(page: Page) -> None:
           .map((el) => el.outerHTML)"""
     )
     assert [] == unlabelled
+
+
+def test_an_837p_file_is_opened_and_each_of_its_claims_judged(page: Page) -> None:
+    text = broken(four_claims())
+    page.get_by_label("or open a JSON file or an 837P file").set_input_files(
+        files=[{"name": "claims.837", "mimeType": "text/plain", "buffer": text.encode()}]
+    )
+    status = page.get_by_role("status")
+    expect(status).to_have_text("Opened claims.837, an 837P file; judge its claims when ready.")
+    page.get_by_label("Claim JSON").press("Control+Enter")
+
+    expect(status).to_have_text(
+        "837P: 3 claims judged (2 accepted, 1 flagged); 1 claim rejected by the intake; "
+        "2 intake errors."
+    )
+    clm = {s[4:6]: n for n, s in enumerate(text.splitlines(), 1) if s.startswith("CLM*")}
+    verdicts = page.locator("#findings caption, #findings p.claim-verdict").all_inner_texts()
+    assert [
+        f"Claim X1 (segment {clm['X1']}): Accepted: X1 has no error findings.",
+        f"Claim X3 (segment {clm['X3']}): Accepted: X3 has no error findings.",
+        f"Claim X4 (segment {clm['X4']}): Flagged: X4 has 1 error finding.",
+        "Intake errors (2)",
+    ] == verdicts
+    expect(page.locator("table.claim-findings tbody")).to_contain_text("POS_NOT_ALLOWED")
+    errors = page.locator("#intake-errors tbody tr")
+    expect(errors).to_have_count(2)
+    expect(errors.nth(0)).to_contain_text("SV104: invalid character in data element")
+    expect(errors.nth(1)).to_contain_text("claim-rejected")
+    expect(errors.nth(1)).to_contain_text("X2")
+    expect(page.locator("#lines-table")).to_have_count(0)
+    _screenshot(page, "what-if-837p.png")

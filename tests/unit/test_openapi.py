@@ -60,6 +60,7 @@ def test_the_document_names_every_endpoint_and_every_ref_resolves() -> None:
     assert {
         "/v1/claims:validate": "post",
         "/v1/claims:validate-batch": "post",
+        "/v1/claims:validate-x12": "post",
         "/v1/rules": "get",
         "/v1/rule-table": "get",
         "/v1/samples": "get",

@@ -5,6 +5,7 @@
 
 const api = {
   validate: "/v1/claims:validate",
+  validateX12: "/v1/claims:validate-x12",
   rules: "/v1/rules",
   table: "/v1/rule-table",
   samples: "/v1/samples",
@@ -139,6 +140,10 @@ function renderFindings(findings) {
   const box = $("findings");
   box.replaceChildren();
   if (!findings.length) return;
+  box.append(findingsTable(findings, `Findings (${findings.length})`, "findings-table"));
+}
+
+function findingsTable(findings, caption, id) {
   const head = el("tr", {}, ...["Line", "Rule", "Severity", "What is wrong", "Meaning",
     "What to do", "Source"].map((t) => el("th", { scope: "col" }, t)));
   const body = el("tbody");
@@ -153,8 +158,8 @@ function renderFindings(findings) {
       el("td", {}, rule.what_to_do || ""),
       el("td", {}, f.reference)));
   }
-  box.append(el("table", { id: "findings-table" },
-    el("caption", {}, `Findings (${findings.length})`), el("thead", {}, head), body));
+  return el("table", id ? { id } : { class: "claim-findings" },
+    el("caption", {}, caption), el("thead", {}, head), body);
 }
 
 function setStatus(kind, text) {
@@ -168,28 +173,115 @@ function count(findings, sev) {
   return findings.filter((f) => f.severity === sev).length;
 }
 
-function showVerdict(verdict, claim) {
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+function verdictSummary(verdict) {
   const findings = verdict.findings || [];
   const errors = count(findings, "error");
   const warnings = count(findings, "warning");
-  const kind = verdict.verdict;
-  const summary = kind === "accepted"
+  return verdict.verdict === "accepted"
     ? `Accepted: ${verdict.claim_id} has no error findings` +
-      (warnings ? ` (${warnings} warning${warnings === 1 ? "" : "s"})` : "") + "."
-    : `Flagged: ${verdict.claim_id} has ${errors} error finding${errors === 1 ? "" : "s"}` +
-      (warnings ? ` and ${warnings} warning${warnings === 1 ? "" : "s"}` : "") + ".";
-  setStatus(kind, summary);
+      (warnings ? ` (${plural(warnings, "warning")})` : "") + "."
+    : `Flagged: ${verdict.claim_id} has ${plural(errors, "error finding")}` +
+      (warnings ? ` and ${plural(warnings, "warning")}` : "") + ".";
+}
+
+function showVerdict(verdict, claim) {
+  const findings = verdict.findings || [];
+  setStatus(verdict.verdict, verdictSummary(verdict));
   renderLines(claim, findings);
   renderFindings(findings);
 }
 
-async function judge() {
-  const text = $("claim").value;
-  if (/^\s*ISA/.test(text)) {
-    setStatus("unreadable", "This looks like an X12 837P file; this page reads claims as JSON.");
+// ------------------------------------------------------------------ 837P files ----
+
+const isX12 = (text) => /^\s*ISA/.test(text);
+
+// One table per claim of the file (its verdict's findings), then the intake's errors.
+function renderX12(body) {
+  const box = $("findings");
+  box.replaceChildren();
+  body.results.forEach((item) => {
+    const findings = item.verdict ? item.verdict.findings : [];
+    const what = item.status === "unreadable"
+      ? `Unreadable: ${item.error.detail}.`
+      : item.status === "malformed"
+        ? `Malformed: ${item.claim_id}: ${item.error.detail}.`
+        : verdictSummary(item.verdict);
+    const caption = `Claim ${item.claim_id || "(no id)"} (segment ${item.index}): ${what}`;
+    if (findings.length) {
+      box.append(findingsTable(findings, caption));
+    } else {
+      box.append(el("p", { class: `claim-verdict ${item.status}` }, caption));
+    }
+  });
+  const problems = body.intake_errors;
+  if (!problems.length) return;
+  const head = el("tr", {}, ...["Segment", "Segment id", "Element", "Claim", "Error",
+    "Message"].map((t) => el("th", { scope: "col" }, t)));
+  const rows = el("tbody");
+  for (const p of problems) {
+    rows.append(el("tr", { class: "has-error" },
+      el("td", { class: "num" }, String(p.segment)),
+      el("td", {}, p.segment_id || ""),
+      el("td", {}, p.element || ""),
+      el("td", {}, p.claim_id || ""),
+      el("td", {}, el("code", {}, p.error)),
+      el("td", {}, p.message)));
+  }
+  box.append(el("table", { id: "intake-errors" },
+    el("caption", {}, `Intake errors (${problems.length})`), el("thead", {}, head), rows));
+}
+
+function x12Summary(body) {
+  const c = body.counts;
+  const judged = c.accepted + c.flagged + c.malformed + c.unreadable;
+  const parts = [`${c.accepted} accepted`, `${c.flagged} flagged`];
+  if (c.malformed) parts.push(`${c.malformed} malformed`);
+  if (c.unreadable) parts.push(`${c.unreadable} unreadable`);
+  let text = `837P: ${plural(judged, "claim")} judged (${parts.join(", ")})`;
+  if (c.rejected) text += `; ${plural(c.rejected, "claim")} rejected by the intake`;
+  if (body.intake_errors.length) text += `; ${plural(body.intake_errors.length, "intake error")}`;
+  return `${text}.`;
+}
+
+async function judgeX12(text) {
+  const response = await fetch(api.validateX12, {
+    method: "POST",
+    headers: { "Content-Type": "application/edi-x12", Accept: "application/json" },
+    body: text,
+  });
+  const body = await response.json();
+  $("lines").replaceChildren(); // the lines table edits JSON claims only
+  if (!response.ok) {
+    setStatus("unreadable", `Not judged (${response.status} ${body.error}): ${body.detail}.`);
+    $("findings").replaceChildren();
     return;
   }
+  const clean = body.counts.flagged + body.counts.malformed + body.counts.unreadable +
+    body.intake_errors.length === 0;
+  setStatus(clean ? "accepted" : "flagged", x12Summary(body));
+  renderX12(body);
+}
+
+// ------------------------------------------------------------------ judging ----
+
+async function judge() {
+  const text = $("claim").value;
   const button = $("judge");
+  if (isX12(text)) {
+    button.disabled = true;
+    try {
+      await judgeX12(text);
+    } catch (error) {
+      setStatus("unreadable", `The service did not answer: ${error.message}`);
+    } finally {
+      button.disabled = false;
+    }
+    return;
+  }
   button.disabled = true;
   try {
     const response = await fetch(api.validate, {
@@ -240,6 +332,11 @@ async function loadFile() {
   const file = $("file").files[0];
   if (!file) return;
   const text = await file.text();
+  if (isX12(text)) {
+    $("claim").value = text;
+    setStatus("", `Opened ${file.name}, an 837P file; judge its claims when ready.`);
+    return;
+  }
   const first = text.split("\n").find((line) => line.trim() !== "") || "";
   try {
     writeClaim(JSON.parse(text));
