@@ -253,7 +253,9 @@ async def test_two_instances_racing_on_one_member_never_both_miss(
 async def test_a_database_restart_mid_stream_loses_nothing_and_publishes_nothing_without_it(
     kafka_bootstrap: str, topics: Topics, services: list[ServiceProcess], tmp_path: Path,
 ) -> None:
-    server = LocalPostgres(15434, "postgres-restart-test")
+    # A server of its own on a free port, stopped at the end: a server some other run left on a
+    # fixed port would answer instead, and stopping ours would then change nothing.
+    server = LocalPostgres(_free_port(), "postgres-restart-test")
     dsn = await new_database(server.start())
     port = _free_port()
     service = serve(services, kafka_bootstrap, topics, tmp_path, dsn,
@@ -290,6 +292,8 @@ async def test_a_database_restart_mid_stream_loses_nothing_and_publishes_nothing
     assert service.events("history_recovered")
     status, _ = await http_get(port, "/health/ready")
     assert status == 200
+    service.stop()
+    server.stop()
 
 
 async def test_with_history_off_the_service_says_once_which_rules_it_skips(
