@@ -363,8 +363,11 @@ class ServiceProcess:
         )
 
     def lines(self) -> list[dict[str, Any]]:
+        data = self.log_path.read_bytes()
+        # Only whole lines: the process may be writing the last one while we read.
+        complete = data[: data.rfind(b"\n") + 1]
         out = []
-        for raw in self.log_path.read_bytes().splitlines():
+        for raw in complete.splitlines():
             out.append(orjson.loads(raw))  # every line must be JSON
         return out
 
