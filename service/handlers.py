@@ -121,6 +121,7 @@ class ClaimsHandler:
         judge: Judge = route,
         limits: Limits = DEFAULT_LIMITS,
         history: HistoryGate | None = None,
+        stopping_pause_s: float = 1.0,
     ) -> None:
         self._table = table
         self._topics = topics
@@ -132,11 +133,15 @@ class ClaimsHandler:
         self._judge = judge
         self._limits = limits
         self._history = history
+        self._stopping_pause_s = stopping_pause_s
 
     async def __call__(self, records: Sequence[InputRecord]) -> None:
         lifecycle = self._lifecycle
         if lifecycle.exit_code is not None:
-            raise RuntimeError("the service is stopping")  # not committed: consumed again
+            # Handed back uncommitted, but after a pause: the consumer refetches a nacked batch
+            # at once, and that must not spin while `serve` stops the app.
+            await asyncio.sleep(self._stopping_pause_s)
+            raise RuntimeError("the service is stopping")
         started = time.perf_counter()
         lifecycle.batch_started()
         try:

@@ -343,8 +343,9 @@ class ApiSettings(BaseModel):
         1_000,
         ge=1,
         le=100_000,
-        description="Most claims in one POST /v1/claims:validate-batch; more are refused with "
-        "413.",
+        description="Most claims judged in one request: the lines of POST "
+        "/v1/claims:validate-batch, or the claims of an 837P file sent to "
+        "/v1/claims:validate-x12; more are refused with 413.",
     )
     body_timeout_s: float = Field(
         10.0,

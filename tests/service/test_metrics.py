@@ -7,6 +7,7 @@ methods, and the wiring by running the real app in memory and scraping its /metr
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from service.app import create_app
+from service.exitcodes import ExitCode
 from service.handlers import ClaimsHandler
+from service.lifecycle import Lifecycle
 from service.metrics import ServiceMetrics, tally
 from service.publishing import BatchPublisher
 from service.routing import Outcome, Topics, route
@@ -327,3 +330,24 @@ async def test_scraped_metrics_move_with_each_published_batch(
     received = {"app_name": "claims-validator", "broker": "kafka", "handler": IN}
     assert 8.0 == value(after_two, "faststream_received_messages_total", **received)
     assert 8 == len(producer.acked)
+
+
+async def test_a_stopping_service_hands_batches_back_unpublished_without_spinning(
+    table: RuleTable,
+) -> None:
+    """Once the service decided to stop, a batch is not judged: it is handed back uncommitted,
+    after a pause, so the consumer's refetch of a nacked batch cannot spin until it stops."""
+    producer = RecordingProducer()
+    await producer.start()
+    publisher = BatchPublisher(lambda: producer, initial_backoff_s=0.01, max_backoff_s=0.01)
+    lifecycle = Lifecycle()
+    lifecycle.fail(ExitCode.PUBLISH_FAILED, "publishing gave up")
+    handler = ClaimsHandler(table, TOPICS, publisher, lifecycle=lifecycle, stopping_pause_s=0.2)
+
+    started = time.perf_counter()
+    with pytest.raises(RuntimeError, match="stopping"):
+        await handler(mixed_batch())
+
+    assert time.perf_counter() - started >= 0.2
+    assert [] == producer.acked
+    assert not lifecycle.batch_in_flight
