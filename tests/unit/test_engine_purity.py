@@ -58,7 +58,7 @@ def test_diagnosis_lists_seen_again_get_the_same_findings() -> None:
     lists = [["M47.812"], ["M54.5"], ["M47.812", "M47.812"], ["M47.812"], ["XYZ"]]
     expected = [
         set(),
-        {("DIAGNOSIS_EDITION_UNCERTAIN", None)},  # the claim's date is between two editions
+        {("DIAGNOSIS_NOT_BILLABLE", None)},  # a heading in both editions either side of its date
         {("DIAGNOSIS_DUPLICATE", None)},
         set(),
         {("DIAGNOSIS_INVALID", None)},

