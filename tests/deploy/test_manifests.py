@@ -12,30 +12,34 @@ a PodDisruptionBudget, settings the service accepts, and no secret values anywhe
 from __future__ import annotations
 
 import copy
-import os
 import subprocess
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
-from pydantic import SecretStr
 
-from service.settings import ENV_PREFIX, KafkaSettings, Settings, env_name, load_settings
-from tests.deploy.compose import ROOT, created_topics, load_compose
+from service.settings import Settings, env_name, load_settings
+from tests.deploy.compose import created_topics, load_compose
 from tests.deploy.keda_schema import SCALED_OBJECT, TRIGGER_AUTHENTICATION
+from tests.deploy.rendering import (
+    APP,
+    DEPLOY,
+    FILE_SETTINGS,
+    HISTORY_OVERLAYS,
+    KUSTOMIZE_VERSION,
+    OVERLAYS,
+    SECRET_SETTINGS,
+    Rendered,
+    pod_environment,
+    secret_file,
+    use_environment,
+)
 
-DEPLOY = ROOT / "deploy"
-KUSTOMIZE_SCRIPT = ROOT / "scripts" / "kustomize.sh"
-KUSTOMIZE_VERSION = "v5.8.2"
 # 1.31: the oldest minor where every field used here is GA (PDB unhealthyPodEvictionPolicy);
 # 1.37: the newest schema kubernetes-validate ships, to catch removed or changed fields.
 K8S_SCHEMA_VERSIONS = ("1.31.0", "1.37.0")
-OVERLAYS = ("dev", "prod", "prod-hpa")
-APP = "claims-validator"
 HTTP_PORT = 8000
 RSS_CEILING_BYTES = 250 * 1000 * 1000
 """The service stays under 250 MB RSS; requests must cover it, limits leave headroom."""
@@ -53,82 +57,6 @@ CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECT,
     ("keda.sh/v1alpha1", "TriggerAuthentication"): TRIGGER_AUTHENTICATION,
 }
-
-
-@dataclass(frozen=True)
-class Rendered:
-    overlay: str
-    text: str
-    objects: tuple[dict[str, Any], ...]
-
-    def all(self, kind: str) -> list[dict[str, Any]]:
-        return [obj for obj in self.objects if obj["kind"] == kind]
-
-    def one(self, kind: str, name: str | None = None) -> dict[str, Any]:
-        found = [o for o in self.all(kind) if name is None or o["metadata"]["name"] == name]
-        assert len(found) == 1, f"{self.overlay}: expected one {kind} {name or ''}, got {found}"
-        return found[0]
-
-    @property
-    def pod(self) -> dict[str, Any]:
-        spec: dict[str, Any] = self.one("Deployment", APP)["spec"]["template"]["spec"]
-        return spec
-
-    @property
-    def container(self) -> dict[str, Any]:
-        containers = self.pod["containers"]
-        assert [c["name"] for c in containers] == [APP]
-        container: dict[str, Any] = containers[0]
-        return container
-
-    @property
-    def settings_data(self) -> dict[str, str]:
-        """The data of the ConfigMap the container reads through envFrom."""
-        refs = [s["configMapRef"]["name"] for s in self.container.get("envFrom", [])]
-        assert len(refs) == 1, f"{self.overlay}: expected one envFrom configMapRef, got {refs}"
-        data: dict[str, str] = self.one("ConfigMap", refs[0])["data"]
-        return data
-
-
-@pytest.fixture(scope="session")
-def kustomize() -> Path:
-    """The pinned kustomize binary, built on first use by scripts/kustomize.sh."""
-    try:
-        proc = subprocess.run(
-            ["bash", str(KUSTOMIZE_SCRIPT), "install"],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.fail(f"scripts/kustomize.sh install could not run: {exc}", pytrace=False)
-    if proc.returncode != 0:
-        pytest.fail(
-            f"could not build kustomize {KUSTOMIZE_VERSION} with scripts/kustomize.sh "
-            f"(it needs Go on PATH and the Go module proxy); exit {proc.returncode}:\n"
-            f"{proc.stderr}",
-            pytrace=False,
-        )
-    return Path(proc.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="session")
-def rendered(kustomize: Path) -> dict[str, Rendered]:
-    out: dict[str, Rendered] = {}
-    for overlay in OVERLAYS:
-        proc = subprocess.run(
-            [str(kustomize), "build", str(DEPLOY / "overlays" / overlay)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if proc.returncode != 0:
-            pytest.fail(f"kustomize build deploy/overlays/{overlay} failed:\n{proc.stderr}")
-        objects = tuple(doc for doc in yaml.safe_load_all(proc.stdout) if doc)
-        out[overlay] = Rendered(overlay, proc.stdout, objects)
-    return out
 
 
 def _validate(obj: dict[str, Any], k8s_version: str) -> None:
@@ -170,49 +98,6 @@ def _cpu_cores(quantity: str) -> float:
     if quantity.endswith("m"):
         return float(quantity[:-1]) / 1000
     return float(quantity)
-
-
-def _field_names(annotation_types: tuple[type, ...]) -> set[str]:
-    """CLAIMS_KAFKA__* names of KafkaSettings fields whose type includes one of these."""
-    names = set()
-    for field, info in KafkaSettings.model_fields.items():
-        args = getattr(info.annotation, "__args__", (info.annotation,))
-        if any(arg in annotation_types for arg in args):
-            names.add(env_name(("kafka", field)))
-    return names
-
-
-SECRET_SETTINGS = _field_names((SecretStr,)) | {env_name(("kafka", "sasl_username"))}
-"""Settings that are credentials: only ever from a Secret (secretKeyRef)."""
-FILE_SETTINGS = _field_names((Path,))
-"""Settings naming a file (CA, client cert, key): mounted from a Secret volume."""
-
-
-def _secret_file(r: Rendered, path: str) -> tuple[str, str]:
-    """(Secret name, key) of the secret volume file that `path` names in the container."""
-    parent, key = str(PurePosixPath(path).parent), PurePosixPath(path).name
-    mounts = [m for m in r.container.get("volumeMounts", []) if m["mountPath"] == parent]
-    assert len(mounts) == 1, f"{r.overlay}: {path} is not in a mounted volume"
-    assert mounts[0].get("readOnly") is True, f"{r.overlay}: {parent} must be mounted readOnly"
-    volume = next(v for v in r.pod["volumes"] if v["name"] == mounts[0]["name"])
-    assert "secret" in volume, f"{r.overlay}: {parent} is not a Secret volume"
-    return volume["secret"]["secretName"], key
-
-
-def _pod_environment(r: Rendered) -> dict[str, str]:
-    """CLAIMS_* variables the container starts with; secret values become placeholders."""
-    env = dict(r.settings_data)
-    for var in r.container.get("env", []):
-        if "value" in var:
-            env[var["name"]] = var["value"]
-        elif "secretKeyRef" in var["valueFrom"]:
-            ref = var["valueFrom"]["secretKeyRef"]
-            env[var["name"]] = f"from-secret-{ref['name']}-{ref['key']}"
-        elif "fieldRef" in var["valueFrom"]:
-            env[var["name"]] = f"{APP}-pod-0"
-        else:
-            pytest.fail(f"{r.overlay}: unexpected env source {var}")
-    return env
 
 
 def test_every_overlay_is_tested() -> None:
@@ -410,14 +295,10 @@ def test_keda_watches_the_group_and_topic_the_service_consumes(
         # KEDA reads the lag with the very credentials and CA the pods use.
         auth = r.one("TriggerAuthentication", trigger["authenticationRef"]["name"])
         refs = {t["parameter"]: (t["name"], t["key"]) for t in auth["spec"]["secretTargetRef"]}
-        env_refs = {
-            v["name"]: (ref["name"], ref["key"])
-            for v in r.container["env"]
-            if (ref := v.get("valueFrom", {}).get("secretKeyRef"))
-        }
+        env_refs = r.secret_env()
         assert refs["username"] == env_refs["CLAIMS_KAFKA__SASL_USERNAME"]
         assert refs["password"] == env_refs["CLAIMS_KAFKA__SASL_PASSWORD"]
-        assert refs["ca"] == _secret_file(r, data["CLAIMS_KAFKA__SSL_CAFILE"])
+        assert refs["ca"] == secret_file(r, data["CLAIMS_KAFKA__SSL_CAFILE"])
     else:
         assert "sasl" not in meta
         assert "authenticationRef" not in trigger
@@ -433,18 +314,14 @@ def test_pod_environment_is_accepted_by_the_service(
     """load_settings() - which refuses unknown CLAIMS_* names - accepts the pod's environment,
     with the Secret files present where their volume mounts them."""
     r = rendered[overlay]
-    env = _pod_environment(r)
+    env = pod_environment(r)
     for name in FILE_SETTINGS & env.keys():
-        secret, key = _secret_file(r, env[name])
+        secret, key = secret_file(r, env[name])
         local = tmp_path / secret / key
         local.parent.mkdir(exist_ok=True)
         local.write_text("placeholder\n", encoding="utf-8")
         env[name] = str(local)
-    for name in list(os.environ):
-        if name.upper().startswith(ENV_PREFIX) and not name.upper().startswith("CLAIMS_TEST_"):
-            monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    use_environment(monkeypatch, env)
 
     settings = load_settings()
 
@@ -457,6 +334,17 @@ def test_pod_environment_is_accepted_by_the_service(
         assert settings.kafka.ssl_cafile is not None
     else:
         assert settings.kafka.security_protocol == "PLAINTEXT"
+    history = settings.history
+    if overlay in HISTORY_OVERLAYS:
+        assert history.enabled is True
+        assert history.ssl_mode == "verify-full"
+        # The CA the service trusts is the file its Secret volume mounts.
+        ca_secret, ca_key = secret_file(r, r.settings_data["CLAIMS_HISTORY__SSL_ROOT_CERT"])
+        assert history.ssl_root_cert == tmp_path / ca_secret / ca_key
+        assert history.dsn is not None
+        assert history.hmac_key is not None
+    else:
+        assert history.enabled is False
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -469,11 +357,16 @@ def test_no_secret_values_are_shipped(rendered: dict[str, Rendered], overlay: st
         if var["name"] in SECRET_SETTINGS:
             assert "value" not in var, var["name"]
             assert "secretKeyRef" in var["valueFrom"], var["name"]
+    # A connection string carries the database password: never in a manifest.
+    assert "postgresql://" not in r.text
+    assert "postgres://" not in r.text
     secret_env = {v["name"] for v in r.container.get("env", []) if v["name"] in SECRET_SETTINGS}
+    expected: set[str] = set()
     if overlay in SASL_SSL_OVERLAYS:
-        assert secret_env == {"CLAIMS_KAFKA__SASL_USERNAME", "CLAIMS_KAFKA__SASL_PASSWORD"}
-    else:
-        assert secret_env == set()
+        expected |= {"CLAIMS_KAFKA__SASL_USERNAME", "CLAIMS_KAFKA__SASL_PASSWORD"}
+    if overlay in HISTORY_OVERLAYS:
+        expected |= {"CLAIMS_HISTORY__DSN", "CLAIMS_HISTORY__HMAC_KEY"}
+    assert secret_env == expected
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
