@@ -2,7 +2,9 @@
 
 `migrations/NNNN_name.sql` files; applied versions are recorded in
 `claims_history.schema_migrations`. Two instances starting together take turns on a
-session-level advisory lock, so each migration runs once.
+session-level advisory lock, so each migration runs once. A schema already up to date needs no
+privilege beyond using it: an owner role can migrate (`claims-validator db migrate`) and the
+service run as a role without CREATE on the database.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Final
 
 import asyncpg
 
-__all__ = ["MIGRATIONS", "Migration", "migrate"]
+__all__ = ["Migration", "migrate", "shipped_migrations"]
 
 _LOCK: Final = 0x636C61696D73  # "claims": the migration lock, distinct from member keys' range
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -27,7 +29,8 @@ class Migration:
     sql: str
 
 
-def _shipped() -> tuple[Migration, ...]:
+def shipped_migrations() -> tuple[Migration, ...]:
+    """The migrations in the package, by version."""
     found = []
     for entry in resources.files(__package__).joinpath("migrations").iterdir():
         match = _NAME.match(entry.name)
@@ -36,27 +39,28 @@ def _shipped() -> tuple[Migration, ...]:
     return tuple(sorted(found, key=lambda m: m.version))
 
 
-MIGRATIONS: Final = _shipped()
-
 
 async def migrate(connection: asyncpg.Connection) -> list[str]:
     """Apply the migrations not yet applied; the names of those applied now."""
     applied_now: list[str] = []
     await connection.execute("SELECT pg_advisory_lock($1)", _LOCK)
     try:
-        await connection.execute(
-            "CREATE SCHEMA IF NOT EXISTS claims_history;"
-            "CREATE TABLE IF NOT EXISTS claims_history.schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
+        # Even IF NOT EXISTS needs CREATE on the database: asked only of a new database.
+        table = "claims_history.schema_migrations"
+        if await connection.fetchval("SELECT to_regclass($1)", table) is None:
+            await connection.execute(
+                "CREATE SCHEMA IF NOT EXISTS claims_history;"
+                "CREATE TABLE IF NOT EXISTS claims_history.schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
         done = {
             row["version"]
             for row in await connection.fetch(
                 "SELECT version FROM claims_history.schema_migrations"
             )
         }
-        for migration in MIGRATIONS:
+        for migration in shipped_migrations():
             if migration.version in done:
                 continue
             async with connection.transaction():

@@ -119,3 +119,42 @@ def test_an_unreachable_database_is_exit_7_without_a_verdict() -> None:
     assert 7 == result.returncode
     assert b"" == result.stdout
     assert b"the history database is unavailable" in result.stderr
+
+
+def test_a_role_without_create_on_the_database_runs_on_a_schema_its_owner_migrated(
+    history_dsn: str,
+) -> None:
+    """Least privilege: the owner migrates, the service's role only uses the schema."""
+    import asyncio
+
+    assert 0 == _cli("db", "migrate", "--dsn", history_dsn).returncode
+    role = "claims_narrow_" + history_dsn.rsplit("/", 1)[1][-8:].lower()
+    asyncio.run(_narrow_role(history_dsn, role))
+    _, rest = history_dsn.split("://", 1)[1].split("@", 1)
+    narrow = f"postgresql://{role}:narrow-password@{rest}"
+
+    result = _cli("check", "--history", narrow, str(SAMPLES))
+
+    assert 0 == result.returncode, result.stderr
+    fired = {f["rule_id"] for v in _verdicts(result.stdout) for f in v["findings"]}
+    assert {"DUPLICATE_CLAIM", "DUPLICATE_LINE", "FREQUENCY_LIMIT"} <= fired
+
+
+async def _narrow_role(dsn: str, role: str) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        database = await connection.fetchval("SELECT current_database()")
+        await connection.execute(
+            f"CREATE ROLE {role} LOGIN PASSWORD 'narrow-password';"
+            f'REVOKE CREATE ON DATABASE "{database}" FROM PUBLIC;'
+            f"GRANT USAGE ON SCHEMA claims_history TO {role};"
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA claims_history"
+            f" TO {role};"
+            f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA claims_history TO {role};"
+            f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA claims_history TO {role};"
+        )
+        assert not await connection.fetchval(
+            "SELECT has_database_privilege($1, current_database(), 'CREATE')", role
+        )
+    finally:
+        await connection.close()
