@@ -97,10 +97,10 @@ def compile_not_payable(
     # Codes Medicare asks to be reported although it never pays them (99024 post-operative
     # visits for the global surgery data collection): correct coding, so never flagged.
     reported: set[str] = set()
-    for i, r in enumerate(data.reported, start=1):
-        if r.code in reported:
+    for i, entry_reported in enumerate(data.reported, start=1):
+        if entry_reported.code in reported:
             raise RuleTableError(FEE_STATUS_FILE, i, "reported.code", "listed twice")
-        reported.add(r.code)
+        reported.add(entry_reported.code)
     where = f"CMS PFS Relative Value File {source.source_file} ({source.release})"
     out: dict[str, NotPayable] = {}
     for code, indicators in fee.items():

@@ -327,3 +327,15 @@ def test_missing_file(table_dir: Path) -> None:
         RuleTableError, match=r"^place_of_service\.csv: row -: field -: file not found"
     ):
         _load(table_dir)
+
+
+def test_fee_status_reported_code_listed_twice(table_dir: Path) -> None:
+    path = table_dir / "fee_status.yaml"
+    original = path.read_text(encoding="utf-8")
+    path.write_text(
+        original + '  - code: "99024"\n    reference: listed again\n', encoding="utf-8"
+    )
+    with pytest.raises(
+        RuleTableError, match=r"^fee_status\.yaml: row 2: field reported\.code: listed twice"
+    ):
+        _load(table_dir)
