@@ -23,6 +23,7 @@ FAMILY_ORDER = (
     "pairing",
     "place_of_service",
     "modifiers",
+    "global_surgery",
     "diagnoses",
     "units",
     "providers",

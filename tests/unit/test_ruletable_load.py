@@ -65,7 +65,7 @@ def test_shipped_table_has_a_catalogue_entry_for_every_engine_rule() -> None:
 def test_shipped_table_version_and_provenance() -> None:
     table = default_table()
     assert table.version == (
-        "aoc-2026q2.pfs-2025jan.pos-2024.curated-2.icd10cm-2021jan-2025apr-2026apr.mue-descriptor.payers-3.regions-1.visits-1.freq-1"
+        "aoc-2026q2.pfs-2025jan.pos-2024.curated-2.icd10cm-2021jan-2025apr-2026apr.mue-descriptor.payers-4.regions-1.visits-1.freq-1"
     )
     assert re.fullmatch(r"[0-9a-f]{64}", table.digest)
     releases = {p.table: (p.source_file, p.release, p.rows) for p in table.provenance}
