@@ -23,7 +23,6 @@ FAMILY_ORDER = (
     "pairing",
     "place_of_service",
     "modifiers",
-    "global_surgery",
     "diagnoses",
     "units",
     "providers",

@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 
 from service.engine.families import (
     diagnoses,
-    global_surgery,
     modifiers,
     pairing,
     payers,
@@ -34,7 +33,6 @@ FAMILIES: tuple[tuple[str, frozenset[str], Check], ...] = (
     ("pairing", pairing.RULE_IDS, pairing.check),
     ("place_of_service", place_of_service.RULE_IDS, place_of_service.check),
     ("modifiers", modifiers.RULE_IDS, modifiers.check),
-    ("global_surgery", global_surgery.RULE_IDS, global_surgery.check),
     ("diagnoses", diagnoses.RULE_IDS, diagnoses.check),
     ("units", units.RULE_IDS, units.check),
     ("providers", providers.RULE_IDS, providers.check),

@@ -1,4 +1,4 @@
-"""Global surgery: the decision-for-surgery modifier 57 belongs to major procedures only.
+"""The decision-for-surgery modifier 57 belongs to major procedures only (modifiers family).
 
 Sources: Medicare Claims Processing Manual ch. 12 section 30.6.6 (an E/M on the day of or the
 day before a procedure with a 90-day global period that led to the decision to operate is paid
@@ -18,6 +18,8 @@ Decision points:
   row or with another global period (MMM, XXX, YYY, ZZZ).
 - A visit with both 57 and 25 on a day with both a major and a minor procedure is correct
   coding (the major procedure is found: no finding).
+- The modifiers family, which reads every line's modifiers anyway, hands in the E/M lines that
+  carry 57, so a claim without one costs nothing here.
 """
 
 from __future__ import annotations
@@ -26,28 +28,26 @@ from service.engine.findings import finding
 from service.models.events import Claim, Finding, ServiceLine
 from service.ruletable.compiled import RuleTable
 
-__all__ = ["RULE_IDS", "check"]
+__all__ = ["RULE_ID", "judge_decisions"]
 
-RULE_IDS: frozenset[str] = frozenset({"MODIFIER_57_MINOR_PROCEDURE"})
+RULE_ID = "MODIFIER_57_MINOR_PROCEDURE"
 
 _MINOR = frozenset({"000", "010"})
 _MAJOR = "090"
 
 
-def check(claim: Claim, table: RuleTable) -> list[Finding]:
-    marked = [line for line in claim.service_lines if "57" in line.modifiers]
-    if not marked:  # the common claim: one scan, nothing built
+def judge_decisions(
+    claim: Claim, table: RuleTable, visits: list[ServiceLine]
+) -> list[Finding]:
+    """Findings for the E/M lines with 57 (`visits`) that decide only a minor procedure."""
+    policies = table.policies
+    if policies is None or not policies.payer(claim.payer_id).global_surgery:
         return []
-    visits, policies = table.visits, table.policies
-    if visits is None or policies is None or not policies.payer(claim.payer_id).global_surgery:
-        return []
-    em_codes = visits.em_modifier_codes
     out: list[Finding] = []
-    for line in marked:
-        if line.procedure_code in em_codes:
-            minor = _minor_only(claim, table, line)
-            if minor is not None:
-                out.append(_finding(table, line, minor))
+    for line in visits:
+        minor = _minor_only(claim, table, line)
+        if minor is not None:
+            out.append(_finding(table, line, minor))
     return out
 
 
@@ -77,7 +77,7 @@ def _finding(table: RuleTable, visit: ServiceLine, minor: ServiceLine) -> Findin
     days = table.fee[minor.procedure_code].global_days
     return finding(
         table,
-        "MODIFIER_57_MINOR_PROCEDURE",
+        RULE_ID,
         f"Line {visit.line_number}: modifier 57 (decision for surgery) is on visit "
         f"{visit.procedure_code}, but the procedure that day, {minor.procedure_code} on line "
         f"{minor.line_number}, has a {days}-day global period (a minor procedure, whose "
