@@ -16,8 +16,8 @@ Decision points:
   period 090 on that date or the next. A claim with no procedure of that practitioner near the
   visit is not judged (the surgery may be on another claim), nor are codes without a fee-schedule
   row or with another global period (MMM, XXX, YYY, ZZZ).
-- A visit with both 57 and 25 on a day with both a major and a minor procedure is correct
-  coding (the major procedure is found: no finding).
+- A visit with both 57 and 25 is not judged: on a day with a major and a minor procedure both
+  belong on it, and the major procedure may be billed on another claim.
 - The modifiers family, which reads every line's modifiers anyway, hands in the E/M lines that
   carry 57, so a claim without one costs nothing here.
 """
@@ -45,6 +45,8 @@ def judge_decisions(
         return []
     out: list[Finding] = []
     for line in visits:
+        if "25" in line.modifiers:
+            continue
         minor = _minor_only(claim, table, line)
         if minor is not None:
             out.append(_finding(table, line, minor))
