@@ -60,8 +60,16 @@ class FeeReplacement(BaseModel):
     reference: Text
 
 
+class FeeReported(BaseModel):
+    model_config = _FROZEN
+
+    code: Hcpcs
+    reference: Text
+
+
 class FeeStatusFile(BaseModel):
-    """`fee_status.yaml`: the statuses Medicare does not pay, and codes it replaces."""
+    """`fee_status.yaml`: the statuses Medicare does not pay, codes it replaces, and codes of
+    such a status that Medicare asks to be reported anyway (at no charge)."""
 
     model_config = _FROZEN
 
@@ -69,6 +77,7 @@ class FeeStatusFile(BaseModel):
     reference: Text
     statuses: Annotated[tuple[FeeStatusEntry, ...], Field(min_length=1)]
     replacements: tuple[FeeReplacement, ...] = ()
+    reported: tuple[FeeReported, ...] = ()
 
 
 # -- add-on primaries beyond the AOC file ---------------------------------------------------------

@@ -357,6 +357,8 @@ class NationalEdits(BaseModel):
     mue: Annotated[bool, Field(strict=True)]
     mpfs_status: Annotated[bool, Field(strict=True)] = False
     """Medicare's fee-schedule status decides payability (fee_status.yaml); MEDICARE only."""
+    global_surgery: Annotated[bool, Field(strict=True)] = False
+    """Medicare's global surgery rules (major = 090 global days) judge modifier 57."""
 
 
 class PayerEntry(BaseModel):

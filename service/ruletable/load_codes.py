@@ -94,11 +94,18 @@ def compile_not_payable(
         # A code a newer fee schedule no longer gives status I keeps its entry unused: the
         # curated list need not change in step with each quarter's import.
         use[r.code] = (r.use, r.reference)
+    # Codes Medicare asks to be reported although it never pays them (99024 post-operative
+    # visits for the global surgery data collection): correct coding, so never flagged.
+    reported: set[str] = set()
+    for i, entry_reported in enumerate(data.reported, start=1):
+        if entry_reported.code in reported:
+            raise RuleTableError(FEE_STATUS_FILE, i, "reported.code", "listed twice")
+        reported.add(entry_reported.code)
     where = f"CMS PFS Relative Value File {source.source_file} ({source.release})"
     out: dict[str, NotPayable] = {}
     for code, indicators in fee.items():
         listed = statuses.get(indicators.status)
-        if listed is None:
+        if listed is None or code in reported:
             continue
         instead, _ = use.get(code, (None, ""))
         out[code] = NotPayable(

@@ -278,6 +278,7 @@ def _compile_payer(
         aoc_edits=entry.national_edits.aoc,
         mue_edits=entry.national_edits.mue,
         mpfs_status=entry.national_edits.mpfs_status,
+        global_surgery=entry.national_edits.global_surgery,
         split_lines=entry.bilateral_format == "rt_lt",
         modifier_50_cpt=frozenset(
             _expand(PAYERS_FILE, f"payers.{payer_id}.modifier_50_follows_cpt",

@@ -213,7 +213,7 @@ def test_import_writes_the_tables(sources: dict[str, Path], tmp_path: Path) -> N
     assert table.version == (
         manifest["version"]
         + ".icd10cm-2021jan-2023oct-2025apr-2026apr"
-        + ".mue-descriptor.payers-3.regions-1.visits-1.freq-1"
+        + ".mue-descriptor.payers-4.regions-1.visits-1.freq-1"
     )
     assert table.addons["64494"].primaries_on(date(2023, 1, 1)) == {"64493", "64490"}
     assert table.addons["0054T"].contractor_defined
@@ -352,5 +352,5 @@ def test_pos_release_must_be_given_when_the_name_has_none(
     assert "pos.csv: row -: column -: cannot tell the code-set release" in capsys.readouterr().err
     report = run_import(None, None, renamed, out, pos_release_label="2026", rule_ids=RULES)
     assert report.table.version == (
-        "aoc-2026q2.pfs-2025jan.pos-2026.curated-3.icd10cm-2021jan-2023oct-2025apr-2026apr.mue-descriptor.payers-3.regions-1.visits-1.freq-1"
+        "aoc-2026q2.pfs-2025jan.pos-2026.curated-3.icd10cm-2021jan-2023oct-2025apr-2026apr.mue-descriptor.payers-4.regions-1.visits-1.freq-1"
     )

@@ -65,7 +65,7 @@ def test_shipped_table_has_a_catalogue_entry_for_every_engine_rule() -> None:
 def test_shipped_table_version_and_provenance() -> None:
     table = default_table()
     assert table.version == (
-        "aoc-2026q2.pfs-2025jan.pos-2024.curated-2.icd10cm-2021jan-2023oct-2025apr-2026apr.mue-descriptor.payers-3.regions-1.visits-1.freq-1"
+        "aoc-2026q2.pfs-2025jan.pos-2024.curated-2.icd10cm-2021jan-2023oct-2025apr-2026apr.mue-descriptor.payers-4.regions-1.visits-1.freq-1"
     )
     assert re.fullmatch(r"[0-9a-f]{64}", table.digest)
     releases = {p.table: (p.source_file, p.release, p.rows) for p in table.provenance}
@@ -325,5 +325,17 @@ def test_missing_file(table_dir: Path) -> None:
     (table_dir / "place_of_service.csv").unlink()
     with pytest.raises(
         RuleTableError, match=r"^place_of_service\.csv: row -: field -: file not found"
+    ):
+        _load(table_dir)
+
+
+def test_fee_status_reported_code_listed_twice(table_dir: Path) -> None:
+    path = table_dir / "fee_status.yaml"
+    original = path.read_text(encoding="utf-8")
+    path.write_text(
+        original + '  - code: "99024"\n    reference: listed again\n', encoding="utf-8"
+    )
+    with pytest.raises(
+        RuleTableError, match=r"^fee_status\.yaml: row 2: field reported\.code: listed twice"
     ):
         _load(table_dir)

@@ -107,5 +107,5 @@ def test_reimporting_the_official_files_reproduces_the_shipped_data(tmp_path: Pa
     for name in ("aoc.csv", "fee_indicators.csv", "place_of_service.csv", "manifest.json"):
         assert (out / name).read_bytes() == (DATA_DIR / name).read_bytes(), name
     assert report.table.version == (
-        "aoc-2026q2.pfs-2025jan.pos-2024.curated-2.icd10cm-2021jan-2023oct-2025apr-2026apr.mue-descriptor.payers-3.regions-1.visits-1.freq-1"
+        "aoc-2026q2.pfs-2025jan.pos-2024.curated-2.icd10cm-2021jan-2023oct-2025apr-2026apr.mue-descriptor.payers-4.regions-1.visits-1.freq-1"
     )

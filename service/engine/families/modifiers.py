@@ -32,6 +32,8 @@ Decision points:
   modifier says the service is on a distinct structure or in a distinct session, so it is not a
   side of a split. Payers whose `payers.yaml` entry
   says `bilateral_format: rt_lt` want exactly this two-line format, so the rule is off for them.
+- `MODIFIER_57_MINOR_PROCEDURE`: 57 on an E/M line the day of a minor procedure only (Medicare
+  global surgery rules); the E/M lines with 57 go to `surgery_decision`.
 - A line is first checked with set operations on its modifier list (well formed? any of
   50/51/59/26/TC/RT/LT?); only a line carrying one of those is looked at modifier by modifier.
 """
@@ -44,6 +46,8 @@ from datetime import date
 from types import MappingProxyType
 from typing import Literal
 
+from service.engine.families.surgery_decision import RULE_ID as DECISION_RULE
+from service.engine.families.surgery_decision import judge_decisions
 from service.engine.findings import finding
 from service.models.events import Claim, Finding, ServiceLine
 from service.ruletable.compiled import RuleTable
@@ -65,6 +69,7 @@ RULE_IDS: frozenset[str] = frozenset(
         "MODIFIER_59_ON_EM",
         "MODIFIER_RT_LT_SAME_LINE",
         "MODIFIER_50_UNITS",
+        DECISION_RULE,
     }
 )
 
@@ -94,6 +99,7 @@ Side = Literal["RT", "LT"]
 def check(claim: Claim, table: RuleTable) -> list[Finding]:
     out: list[Finding] = []
     sided: list[tuple[ServiceLine, Side]] | None = None
+    decisions: list[ServiceLine] | None = None  # E/M lines with 57
     sides = 0  # bit 1: an RT-only line of a bilateral-indicator-1 code, bit 2: an LT-only one
     visits = table.visits
     em_codes = visits.em_modifier_codes if visits is not None else None
@@ -113,20 +119,22 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
             if len(set(mods)) != count:
                 out.append(_duplicate(table, line))
         if _PAIRWISE.isdisjoint(mods):  # e.g. KX, or 25 alone on a visit
-            if (
-                em_codes is not None
-                and line.procedure_code not in em_codes
-                and not _EM_ONLY.isdisjoint(mods)
-            ):
-                out.append(_em_only(table, line))
+            if em_codes is not None and not _EM_ONLY.isdisjoint(mods):
+                if line.procedure_code not in em_codes:
+                    out.append(_em_only(table, line))
+                elif "57" in mods:
+                    decisions = [line] if decisions is None else [*decisions, line]
             continue
         code = line.procedure_code
         # 25/57, 59/X and 26/TC are rare beside 50, 51, RT and LT: one test skips all of them.
         rare = not _RARE.isdisjoint(mods)
         distinct = rare and not _DISTINCT.isdisjoint(mods)
         if rare:
-            if em_codes is not None and ("25" in mods or "57" in mods) and code not in em_codes:
-                out.append(_em_only(table, line))
+            if em_codes is not None and ("25" in mods or "57" in mods):
+                if code not in em_codes:
+                    out.append(_em_only(table, line))
+                elif "57" in mods:
+                    decisions = [line] if decisions is None else [*decisions, line]
             if distinct:
                 if "59" in mods:
                     x_with_59 = tuple(m for m in _X_SUBSETS if m in mods)
@@ -172,6 +180,8 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     # A split needs an RT line and an LT line: with one side only there is nothing to pair.
     if sided is not None and sides == 3 and not _split_payer(claim, table):
         out.extend(_splits(table, claim, sided))
+    if decisions is not None:
+        out.extend(judge_decisions(claim, table, decisions))
     return out
 
 

@@ -9,8 +9,14 @@ Decision points:
   sessions; 64490-64495 1 unit per date, UNCONFIRMED as MUE values). Codes without a row are not
   limited. Each finding names the row's rationale and the table's source.
 - MAI 1 (line edit): each line's units against the limit. MAI 2 and 3 (date-of-service edits):
-  the units of every line of the code on one date are summed; one finding, on the first of those
-  lines, names all of them (CMS denies all of that day's units of the code).
+  the units of every line of the code on one date by one rendering practitioner (a line's
+  `rendering_provider_npi`, else the claim's) are summed; one finding, on the first of those
+  lines, names all of them (CMS denies all of that day's units of the code). Per practitioner
+  because an MUE is the units a practitioner would report for a beneficiary on a date of service
+  (CMS MUE definition; First Coast "Medically Unlikely Edits: avoid denials"), and two
+  practitioners of one group may each bill the code that day: the attending (AI) and a consultant
+  each bill initial hospital care (MLN Matters MM6740), physicians of different specialties each
+  bill critical care (Medicare Claims Processing Manual ch. 12 section 30.6.12).
 - A bilateral service is one line, modifier 50, 1 unit (F-MUE-BILAT), so modifier 50 does not
   double the count. For a payer configured for RT/LT split lines (`payers.yaml`
   `bilateral_format: rt_lt`) an RT line and an LT line are the two sides of one service: the day
@@ -88,13 +94,15 @@ def _per_date(
     split: bool,
     source: str,
 ) -> list[Finding]:
-    days: dict[tuple[str, date], list[ServiceLine]] = {}
+    npi = claim.rendering_provider.npi
+    days: dict[tuple[str, date, str], list[ServiceLine]] = {}
     for line in claim.service_lines:
         limit = limits.get(line.procedure_code)
         if limit is not None and limit.mai != 1:
-            days.setdefault((line.procedure_code, line.service_date), []).append(line)
+            key = (line.procedure_code, line.service_date, line.rendering_provider_npi or npi)
+            days.setdefault(key, []).append(line)
     out: list[Finding] = []
-    for (code, _), lines in days.items():
+    for (code, _, _), lines in days.items():
         limit = limits[code]
         total = lines[0].units if len(lines) == 1 else _day_units(lines, split)
         if total > limit.limit:

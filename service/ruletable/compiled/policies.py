@@ -99,6 +99,8 @@ class PayerRules:
     anchor, level): a line of any other code needs only the modifier-51 check."""
     mpfs_status: bool = False
     """True when the payer applies Medicare's fee-schedule status (PROCEDURE_STATUS_NOT_PAYABLE)."""
+    global_surgery: bool = False
+    """True when the payer applies Medicare's global surgery rules (MODIFIER_57_MINOR_PROCEDURE)."""
 
 
 @dataclass(frozen=True, slots=True)
