@@ -109,6 +109,21 @@ async def history_dsn() -> str:
     return server.rsplit("/", 1)[0] + f"/{name}"
 
 
+async def durability(dsn: str) -> str:
+    """The history server's commit durability, printed beside the figures: a server with
+    fsync off (the test server of scripts/postgres_local.py by default) would lose committed
+    history in a crash, so its figures are not the service's."""
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        fsync = await connection.fetchval("SHOW fsync")
+        synchronous = await connection.fetchval("SHOW synchronous_commit")
+    finally:
+        await connection.close()
+    return f"fsync={fsync}, synchronous_commit={synchronous}"
+
+
 def history_overrides(dsn: str, port: int) -> dict[str, str]:
     return {
         "CLAIMS_HISTORY__ENABLED": "true",
@@ -642,8 +657,10 @@ HISTORY_ROWS = (
 )
 
 
-def table_history(result: dict[str, Any]) -> str:
-    lines = ["  with the claim history on (PostgreSQL):"]
+def table_history(result: dict[str, Any], database: str) -> str:
+    lines = [f"  with the claim history on (PostgreSQL, {database}):"]
+    if "fsync=off" in database:
+        lines.append("  NOT DURABLE (fsync off): these history figures do not count for targets")
     for key, label, target in HISTORY_ROWS:
         lines.append(f"  {label:<40} {result[key]:>12,}  {target}")
     return "\n".join(lines)
@@ -695,6 +712,7 @@ def main() -> int:
             [sys.executable, str(REPO / "scripts" / "postgres_local.py"), "start"],
             capture_output=True, text=True, check=True,
         ).stdout.strip().splitlines()[-1]
+    database = asyncio.run(durability(os.environ["BENCH_HISTORY_DSN"])) if args.history else ""
     workdir = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
     print(f"broker {bootstrap()}, logs in {workdir}", file=sys.stderr)
     results = [
@@ -709,12 +727,13 @@ def main() -> int:
     for r in results:
         print(table(f"run {r['run']} ({r['claims']:,} claims, {r['instances']} instance(s))", r))
         if args.history:
-            print(table_history(r))
+            print(table_history(r, database))
     summary: dict[str, Any] = {
         "broker": bootstrap(),
         "claims_per_member": args.claims_per_member,
         "instances": args.instances,
         "settings": overrides,
+        **({"history_database": database} if args.history else {}),
         "runs": results,
     }
     if len(results) > 1:
@@ -723,7 +742,7 @@ def main() -> int:
         summary["median"] = medians
         print(table(f"median of {len(results)} runs", medians))
         if args.history:
-            print(table_history(medians))
+            print(table_history(medians, database))
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -765,7 +784,7 @@ def passthrough() -> int:
         )
 
     app = create_app(settings, judge=copy)
-    tune_gc()  # as the service does
+    tune_gc(settings.consumer.batch_size)  # as the service does
     return asyncio.run(serve(app, settings))
 
 
