@@ -144,7 +144,8 @@ class HistoryStore:
         )
         out: list[Recorded | None] = [None] * len(batch)
         for row in rows:
-            out[row["idx"] - 1] = Recorded(row["seq"], _history(row["history"]))
+            i = row["idx"] - 1
+            out[i] = Recorded(row["seq"], _history(row["history"], batch[i].content_key))
         if any(r is None for r in out):
             raise RuntimeError("the history database answered for fewer claims than sent")
         return [r for r in out if r is not None]
@@ -166,7 +167,8 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     (the migration's session lock is released before the connection is returned)."""
 
 
-def _history(text: str | None) -> History:
+def _history(text: str | None, own_key: str) -> History:
+    """The history a row of `record_batch` holds for the claim stored under `own_key`."""
     if text is None:  # no earlier claim
         return EMPTY_HISTORY
     claims: list[PriorClaim] = []
@@ -179,4 +181,4 @@ def _history(text: str | None) -> History:
                 when = days[day] = date.fromisoformat(day)
             lines.append(PriorLine(code, tuple(modifiers), when, units, pos, npi))
         claims.append(PriorClaim(claim_id, seq, key, tuple(lines)))
-    return History(tuple(claims))
+    return History(tuple(claims), own_key)
