@@ -24,12 +24,14 @@ The services answer /metrics and /health on a free port (CLAIMS_HTTP__PORT=0), a
 e.g. `--set CONSUMER__BATCH_SIZE=5000`, so the comparison stays fair.
 
 With `--history`, the same run also measures the service with its claim history on
-(CLAIMS_HISTORY__*, a fresh database on BENCH_HISTORY_DSN, else CLAIMS_TEST_DSN, else the
-embedded server of scripts/postgres_local.py): throughput over the same loaded records (a new
-group), latency at the same steady rate, and the database's share of the batch time (the
-history round trips' seconds over the batches' seconds, from the service's /metrics). The
-claims' members repeat (`--claims-per-member`, default 3: every claims/3-th claim is the same
-member's, all on one date of service), so histories are not empty.
+(CLAIMS_HISTORY__*, a fresh database on BENCH_HISTORY_DSN, else CLAIMS_TEST_DSN, else a
+durable embedded server of scripts/postgres_local.py of its own: port 15442, data under
+.cache/postgres-bench, fsync on; the tests' server runs with fsync off): throughput over the
+same loaded records (a new group), latency at the same steady rate, and the database's share
+of the batch time (the history round trips' seconds over the batches' seconds, from the
+service's /metrics). The claims' members repeat (`--claims-per-member`, default 3: every
+claims/3-th claim is the same member's, all on one date of service), so histories are not
+empty.
 
 Usage: python scripts/bench_kafka.py [--claims 200000] [--repeat 3] [--latency-seconds 20]
                                      [--instances 1] [--set NAME=VALUE ...] [--history]
@@ -95,7 +97,7 @@ def claim_event(i: int, run: str) -> bytes:
 
 async def history_dsn() -> str:
     """A fresh database for one measured service on the server of BENCH_HISTORY_DSN (set by
-    main() from CLAIMS_TEST_DSN, else the local embedded server)."""
+    main() from CLAIMS_TEST_DSN, else the benchmark's own durable embedded server)."""
     import asyncpg
 
     server = os.environ["BENCH_HISTORY_DSN"]
@@ -122,6 +124,14 @@ async def durability(dsn: str) -> str:
     finally:
         await connection.close()
     return f"fsync={fsync}, synchronous_commit={synchronous}"
+
+
+BENCH_POSTGRES = {
+    "POSTGRES_LOCAL_PORT": "15442",
+    "POSTGRES_LOCAL_DIR": str(REPO / ".cache" / "postgres-bench"),
+    "POSTGRES_LOCAL_DURABLE": "1",
+}
+"""The benchmark's own embedded server: durable, as a deployment's, apart from the tests'."""
 
 
 def history_overrides(dsn: str, port: int) -> dict[str, str]:
@@ -710,7 +720,7 @@ def main() -> int:
     if args.history and not os.environ.get("BENCH_HISTORY_DSN"):
         os.environ["BENCH_HISTORY_DSN"] = os.environ.get("CLAIMS_TEST_DSN") or subprocess.run(
             [sys.executable, str(REPO / "scripts" / "postgres_local.py"), "start"],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True, check=True, env={**os.environ, **BENCH_POSTGRES},
         ).stdout.strip().splitlines()[-1]
     database = asyncio.run(durability(os.environ["BENCH_HISTORY_DSN"])) if args.history else ""
     workdir = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
