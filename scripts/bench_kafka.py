@@ -24,12 +24,14 @@ The services answer /metrics and /health on a free port (CLAIMS_HTTP__PORT=0), a
 e.g. `--set CONSUMER__BATCH_SIZE=5000`, so the comparison stays fair.
 
 With `--history`, the same run also measures the service with its claim history on
-(CLAIMS_HISTORY__*, a fresh database on BENCH_HISTORY_DSN, else CLAIMS_TEST_DSN, else the
-embedded server of scripts/postgres_local.py): throughput over the same loaded records (a new
-group), latency at the same steady rate, and the database's share of the batch time (the
-history round trips' seconds over the batches' seconds, from the service's /metrics). The
-claims' members repeat (`--claims-per-member`, default 3: every claims/3-th claim is the same
-member's, all on one date of service), so histories are not empty.
+(CLAIMS_HISTORY__*, a fresh database on BENCH_HISTORY_DSN, else CLAIMS_TEST_DSN, else a
+durable embedded server of scripts/postgres_local.py of its own: port 15442, data under
+.cache/postgres-bench, fsync on; the tests' server runs with fsync off): throughput over the
+same loaded records (a new group), latency at the same steady rate, and the database's share
+of the batch time (the history round trips' seconds over the batches' seconds, from the
+service's /metrics). The claims' members repeat (`--claims-per-member`, default 3: every
+claims/3-th claim is the same member's, all on one date of service), so histories are not
+empty.
 
 Usage: python scripts/bench_kafka.py [--claims 200000] [--repeat 3] [--latency-seconds 20]
                                      [--instances 1] [--set NAME=VALUE ...] [--history]
@@ -95,7 +97,7 @@ def claim_event(i: int, run: str) -> bytes:
 
 async def history_dsn() -> str:
     """A fresh database for one measured service on the server of BENCH_HISTORY_DSN (set by
-    main() from CLAIMS_TEST_DSN, else the local embedded server)."""
+    main() from CLAIMS_TEST_DSN, else the benchmark's own durable embedded server)."""
     import asyncpg
 
     server = os.environ["BENCH_HISTORY_DSN"]
@@ -107,6 +109,29 @@ async def history_dsn() -> str:
     finally:
         await connection.close()
     return server.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def durability(dsn: str) -> str:
+    """The history server's commit durability, printed beside the figures: a server with
+    fsync off (the test server of scripts/postgres_local.py by default) would lose committed
+    history in a crash, so its figures are not the service's."""
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        fsync = await connection.fetchval("SHOW fsync")
+        synchronous = await connection.fetchval("SHOW synchronous_commit")
+    finally:
+        await connection.close()
+    return f"fsync={fsync}, synchronous_commit={synchronous}"
+
+
+BENCH_POSTGRES = {
+    "POSTGRES_LOCAL_PORT": "15442",
+    "POSTGRES_LOCAL_DIR": str(REPO / ".cache" / "postgres-bench"),
+    "POSTGRES_LOCAL_DURABLE": "1",
+}
+"""The benchmark's own embedded server: durable, as a deployment's, apart from the tests'."""
 
 
 def history_overrides(dsn: str, port: int) -> dict[str, str]:
@@ -642,8 +667,10 @@ HISTORY_ROWS = (
 )
 
 
-def table_history(result: dict[str, Any]) -> str:
-    lines = ["  with the claim history on (PostgreSQL):"]
+def table_history(result: dict[str, Any], database: str) -> str:
+    lines = [f"  with the claim history on (PostgreSQL, {database}):"]
+    if "fsync=off" in database:
+        lines.append("  NOT DURABLE (fsync off): these history figures do not count for targets")
     for key, label, target in HISTORY_ROWS:
         lines.append(f"  {label:<40} {result[key]:>12,}  {target}")
     return "\n".join(lines)
@@ -693,8 +720,9 @@ def main() -> int:
     if args.history and not os.environ.get("BENCH_HISTORY_DSN"):
         os.environ["BENCH_HISTORY_DSN"] = os.environ.get("CLAIMS_TEST_DSN") or subprocess.run(
             [sys.executable, str(REPO / "scripts" / "postgres_local.py"), "start"],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True, check=True, env={**os.environ, **BENCH_POSTGRES},
         ).stdout.strip().splitlines()[-1]
+    database = asyncio.run(durability(os.environ["BENCH_HISTORY_DSN"])) if args.history else ""
     workdir = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
     print(f"broker {bootstrap()}, logs in {workdir}", file=sys.stderr)
     results = [
@@ -709,12 +737,13 @@ def main() -> int:
     for r in results:
         print(table(f"run {r['run']} ({r['claims']:,} claims, {r['instances']} instance(s))", r))
         if args.history:
-            print(table_history(r))
+            print(table_history(r, database))
     summary: dict[str, Any] = {
         "broker": bootstrap(),
         "claims_per_member": args.claims_per_member,
         "instances": args.instances,
         "settings": overrides,
+        **({"history_database": database} if args.history else {}),
         "runs": results,
     }
     if len(results) > 1:
@@ -723,7 +752,7 @@ def main() -> int:
         summary["median"] = medians
         print(table(f"median of {len(results)} runs", medians))
         if args.history:
-            print(table_history(medians))
+            print(table_history(medians, database))
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -765,7 +794,7 @@ def passthrough() -> int:
         )
 
     app = create_app(settings, judge=copy)
-    tune_gc()  # as the service does
+    tune_gc(settings.consumer.batch_size)  # as the service does
     return asyncio.run(serve(app, settings))
 
 

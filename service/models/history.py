@@ -41,6 +41,9 @@ class History:
     in the version current at that moment (a correction replaces the version it corrects)."""
 
     claims: tuple[PriorClaim, ...] = ()
+    content_key: str | None = None
+    """`content_key` of the claim judged against this history when the shell has it already
+    (the store keyed the claim's row with it); None: the engine computes it."""
 
 
 EMPTY_HISTORY = History()

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from service.engine import HISTORY_RULE_IDS, evaluate, evaluate_cross_claim
-from service.engine.families.history import prior_claim
+from service.engine.families.history import content_key, prior_claim
 from service.models.history import History
 from service.ruletable.compiled import RuleTable
 from service.tables import default_table
@@ -29,6 +29,15 @@ def _found(case: dict[str, Any], table: RuleTable) -> list[Any]:
     claim = parse(build_claim(case.get("claim", {})))
     findings = evaluate(claim, table, _history(case.get("earlier", [])))
     return [f for f in findings if f.rule_id in HISTORY_RULE_IDS]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_a_history_carrying_the_claim_s_content_key_judges_the_same(case: dict[str, Any]) -> None:
+    table = default_table()
+    claim = parse(build_claim(case.get("claim", {})))
+    computed = evaluate(claim, table, _history(case.get("earlier", [])))
+    given = History(_history(case.get("earlier", [])).claims, content_key(claim))
+    assert computed == evaluate(claim, table, given)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])

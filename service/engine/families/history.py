@@ -86,7 +86,7 @@ def check(claim: Claim, history: History, table: RuleTable) -> list[Finding]:
     out: list[Finding] = []
     prior = sorted(history.claims, key=lambda c: c.sequence)
     if prior:
-        key = content_key(claim)
+        key = history.content_key if history.content_key is not None else content_key(claim)
         for earlier in prior:
             if earlier.content_key == key and earlier.claim_id != claim.claim_id:
                 out.append(
