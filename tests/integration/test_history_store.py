@@ -61,8 +61,9 @@ async def test_an_upgrade_from_0001_keeps_the_history_and_the_previous_release_s
     connection = await asyncpg.connect(history_dsn)
     try:
         # A database of the previous release, holding one claim it recorded.
+        previous_release = schema.shipped_migrations()[:1]
         with monkeypatch.context() as patch:
-            patch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
+            patch.setattr(schema, "shipped_migrations", lambda: previous_release)
             assert ["0001_claim_history"] == await schema.migrate(connection)
         rows = await connection.fetch(PREVIOUS_CALL, *_args([first]))
         assert [None] == [row["history"] for row in rows]
