@@ -2,7 +2,8 @@
 API (`create_batch()` / `send_batch()`), or one `send()` each for a producer without it.
 
 A keyed record goes to the partition aiokafka's default partitioner (the Java client's) picks,
-so every verdict of a claim lands on one partition, in order; a record without a key goes
+worked out with a compiled murmur2 (`key_partition`), so every verdict of a claim lands on one
+partition, in order; a record without a key goes
 through `send()`. Packed batches are handed over while the next records are judged, but only
 once the previous ones are acknowledged, so handing them over never waits.
 """
@@ -14,22 +15,29 @@ from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Final, Protocol
 
 from aiokafka.errors import MessageSizeTooLargeError  # type: ignore[import-untyped]
-from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyped]
 from aiokafka.record.default_records import (  # type: ignore[import-untyped]
     DefaultRecordBatchBuilder,
 )
+from murmurhash2 import murmurhash2
 
 from service.producers import BatchingProducer, Producer, RecordBatchBuilder
 from service.routing import OutRecord
 
-__all__ = ["CHUNK", "Packer", "send_each"]
+__all__ = ["CHUNK", "Packer", "key_partition", "send_each"]
 
 CHUNK = 200
 """Records judged between two looks at the producer: packing their partitions, handing over the
 batches whose predecessors are acknowledged, and a yield to the event loop so the producer's
 sender task ships them."""
 
-_PARTITIONER: Final = DefaultPartitioner()
+_MURMUR2_SEED: Final = 0x9747B28C
+"""The seed of the Java client's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`)."""
+
+
+def key_partition(key: bytes, partitions: Sequence[int]) -> int:
+    """The partition the Java client's (and aiokafka's `DefaultPartitioner`) puts `key` on:
+    murmur2 of the key, made positive, modulo the count, indexing the sorted partition ids."""
+    return partitions[(murmurhash2(key, _MURMUR2_SEED) & 0x7FFFFFFF) % len(partitions)]
 
 
 class _Carrier(Protocol):
@@ -83,8 +91,7 @@ class Packer:
             if isinstance(partitions, BaseException):
                 self._failures[index] = partitions
                 continue
-            # Where aiokafka's (and the Java client's) default partitioner puts the key.
-            partition = _PARTITIONER(key, partitions, partitions)
+            partition = key_partition(key, partitions)
             await self._append(index, rec, (rec.topic, partition))
 
     async def _partitions_of(self, topic: str) -> list[int] | BaseException:
