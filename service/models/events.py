@@ -107,11 +107,10 @@ class Claim(BaseModel):
 
     @model_validator(mode="after")
     def _line_numbers_unique(self) -> Claim:
-        seen: set[int] = set()
-        for line in self.service_lines:
-            if line.line_number in seen:
-                raise ValueError(f"line_number {line.line_number} is repeated")
-            seen.add(line.line_number)
+        numbers = [line.line_number for line in self.service_lines]
+        if len(set(numbers)) != len(numbers):
+            repeated = next(n for i, n in enumerate(numbers) if n in numbers[:i])
+            raise ValueError(f"line_number {repeated} is repeated")
         return self
 
 
