@@ -46,444 +46,34 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
-from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
-
-from service.settings import KafkaSettings
-from service.topics import create_topics as service_topics_create
-from service.topics import delete_topics as service_topics_delete
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_engine import make_event  # the scripts folder is not a package
+from bench_kafka_env import (  # the scripts folder is not a package
+    BENCH_POSTGRES,
+    MEMBERS,
+    PARTITIONS,
+    REPO,
+    bootstrap,
+    create_topics,
+    delete_topics,
+    durability,
+    free_port,
+    history_dsn,
+    history_overrides,
+    load,
+    metric_sums,
+    service_env,
+)
+from bench_kafka_measure import latency, throughput
 
 SCRIPT = Path(__file__).resolve()
-REPO = SCRIPT.parent.parent
-PARTITIONS = 3
-
-
-def bootstrap() -> str:
-    return (
-        os.environ.get("BENCH_BOOTSTRAP")
-        or os.environ.get("CLAIMS_TEST_BOOTSTRAP")
-        or "127.0.0.1:19092"
-    )
-
-
-MEMBERS = [50_000]
-"""Distinct members per run (`--claims / --claims-per-member`): each member's claims come back
-as its history once the history is on."""
-
-
-def claim_event(i: int, run: str) -> bytes:
-    """The engine benchmark's typical claims (`scripts/bench_engine.py`), ids unique per run."""
-    event = make_event(i)
-    event["event_id"] = f"{run}-evt-{i:08d}"
-    event["claim"]["claim_id"] = f"{run}-CLM-{i:08d}"
-    event["claim"]["patient"]["member_id"] = f"BENCH{run}{i % MEMBERS[0]:07d}"
-    return orjson.dumps(event)
-
-
-async def history_dsn() -> str:
-    """A fresh database for one measured service on the server of BENCH_HISTORY_DSN (set by
-    main() from CLAIMS_TEST_DSN, else the benchmark's own durable embedded server)."""
-    import asyncpg
-
-    server = os.environ["BENCH_HISTORY_DSN"]
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-
-    connection = await asyncpg.connect(server)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    return server.rsplit("/", 1)[0] + f"/{name}"
-
-
-async def durability(dsn: str) -> str:
-    """The history server's commit durability, printed beside the figures: a server with
-    fsync off (the test server of scripts/postgres_local.py by default) would lose committed
-    history in a crash, so its figures are not the service's."""
-    import asyncpg
-
-    connection = await asyncpg.connect(dsn)
-    try:
-        fsync = await connection.fetchval("SHOW fsync")
-        synchronous = await connection.fetchval("SHOW synchronous_commit")
-    finally:
-        await connection.close()
-    return f"fsync={fsync}, synchronous_commit={synchronous}"
-
-
-BENCH_POSTGRES = {
-    "POSTGRES_LOCAL_PORT": "15442",
-    "POSTGRES_LOCAL_DIR": str(REPO / ".cache" / "postgres-bench"),
-    "POSTGRES_LOCAL_DURABLE": "1",
-}
-"""The benchmark's own embedded server: durable, as a deployment's, apart from the tests'."""
-
-
-def history_overrides(dsn: str, port: int) -> dict[str, str]:
-    return {
-        "CLAIMS_HISTORY__ENABLED": "true",
-        "CLAIMS_HISTORY__DSN": dsn,
-        "CLAIMS_HISTORY__SSL_MODE": "disable",
-        "CLAIMS_HISTORY__HMAC_KEY": "benchmark-only-hmac-key-0123456789abcdef",
-        "CLAIMS_HTTP__PORT": str(port),
-    }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def metric_sums(port: int, names: Sequence[str]) -> dict[str, float]:
-    """`<name>_sum` of each histogram on the service's /metrics."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-    await writer.drain()
-    body = (await reader.read()).decode()
-    writer.close()
-    sums = {}
-    for line in body.splitlines():
-        for name in names:
-            if line.startswith(f"{name}_sum "):
-                sums[name] = float(line.split()[1])
-    return sums
-
-
-# ------------------------------------------------------------------ Kafka helpers ----
-
-
-def _kafka() -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=bootstrap())
-
-
-async def create_topics(names: Sequence[str]) -> None:
-    await service_topics_create(_kafka(), names, partitions=PARTITIONS)
-
-
-async def delete_topics(names: Sequence[str]) -> None:
-    try:
-        await service_topics_delete(_kafka(), names)
-    except Exception as exc:  # best effort: a left-over topic only costs disk
-        print(f"(could not delete bench topics: {type(exc).__name__})", file=sys.stderr)
-
-
-async def load(topic: str, count: int, run: str) -> float:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap(), linger_ms=5, max_batch_size=262_144, acks=1
-    )
-    await producer.start()
-    started = time.perf_counter()
-    try:
-        pending = []
-        for i in range(count):
-            key = f"{run}-CLM-{i:08d}".encode()
-            pending.append(await producer.send(topic, claim_event(i, run), key=key))
-            if len(pending) >= 5_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-    return time.perf_counter() - started
-
-
-async def end_offsets_total(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> int:
-    tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
-    ends = await consumer.end_offsets(tps)
-    return int(sum(ends.values()))
-
-
-async def wait_for_records(
-    topics: Sequence[str],
-    expected: int,
-    timeout_s: float,
-    procs: Sequence[subprocess.Popen[bytes]] = (),
-) -> None:
-    """Poll end offsets (cheap for the broker and for this process) until `expected` arrived;
-    fails at once if one of `procs` (the processes producing them) exits."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap())
-    await consumer.start()
-    try:
-        deadline = time.monotonic() + timeout_s
-        while (total := await end_offsets_total(consumer, topics)) < expected:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{total} of {expected} records on {list(topics)}")
-            check_running(procs)
-            await asyncio.sleep(0.5)
-    finally:
-        await consumer.stop()
-
-
-async def read_all(topics: Sequence[str]) -> list[tuple[str, bytes | None, int]]:
-    """(topic, key, timestamp) of every record on `topics`, read after the measurement."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap(), enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[tuple[str, bytes | None, int]] = []
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
-            for records in batch.values():
-                out.extend((r.topic, r.key, r.timestamp) for r in records)
-        return out
-    finally:
-        await consumer.stop()
-
-
-# ------------------------------------------------------------------ processes ----
-
-
-def service_env(
-    topics: dict[str, str], group: str, overrides: dict[str, str] | None = None
-) -> dict[str, str]:
-    """The service's environment: bench topics and group, JSON logs, plus `overrides`
-    (`CLAIMS_*` names); any other CLAIMS_* variable of this shell is left out."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMS_")}
-    env.update(
-        {
-            "CLAIMS_KAFKA__BOOTSTRAP_SERVERS": bootstrap(),
-            "CLAIMS_TOPICS__SUBMITTED": topics["submitted"],
-            "CLAIMS_TOPICS__ACCEPTED": topics["accepted"],
-            "CLAIMS_TOPICS__FLAGGED": topics["flagged"],
-            "CLAIMS_TOPICS__DEAD_LETTER": topics["dead_letter"],
-            "CLAIMS_CONSUMER__GROUP_ID": group,
-            "CLAIMS_LOG__FORMAT": "json",
-            # The service answers /metrics and /health as in production, on a free port.
-            "CLAIMS_HTTP__PORT": "0",
-            "PYTHONPATH": str(REPO),
-        }
-    )
-    env.update(overrides or {})
-    return env
-
-
-def spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    log = log_path.open("wb")
-    return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def stop(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> int:
-    proc.send_signal(signal.SIGTERM)
-    return proc.wait(timeout=timeout_s)
-
-
-def spawn_instances(
-    args: list[str], env: dict[str, str], count: int, log_stem: Path
-) -> list[subprocess.Popen[bytes]]:
-    """`count` processes of `args` (one consumer group: they share `env`)."""
-    return [
-        spawn(args, env, log_stem.with_name(f"{log_stem.name}-{n}.log")) for n in range(count)
-    ]
-
-
-def stop_all(procs: Sequence[subprocess.Popen[bytes]], log_stem: Path) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    codes = [proc.wait(timeout=30) for proc in procs]
-    if any(codes):
-        raise RuntimeError(f"{procs[0].args!r} exited {codes}; see {log_stem}-*.log")
-
-
-def check_running(procs: Sequence[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited {proc.returncode} early")
-
-
-async def group_stable_at(
-    group: str, members: int, procs: Sequence[subprocess.Popen[bytes]], timeout_s: float = 120
-) -> float:
-    """Epoch ms at which `group` was first seen Stable with `members` members, each with
-    partitions assigned (polled every 50 ms)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
-    await admin.start()
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            seen = time.time() * 1000
-            [response] = await admin.describe_consumer_groups([group])
-            [(error, _, state, _, _, described, *_)] = response.groups
-            assigned = [m for m in described if len(m[4]) > 0]
-            if error == 0 and state == "Stable" and len(assigned) == members == len(described):
-                return seen
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"group {group}: {state} with {len(described)} members")
-            check_running(procs)
-            await asyncio.sleep(0.05)
-    finally:
-        await admin.close()
-
-
-async def throughput(
-    args: list[str],
-    env: dict[str, str],
-    outputs: Sequence[str],
-    expected: int,
-    log_stem: Path,
-    instances: int,
-    before_stop: Any = None,
-) -> tuple[float, float, int, int]:
-    """(records/s, peak RSS MB of the largest instance, distinct keys out, records out).
-
-    The rate is taken over the output records stamped from the later of the first output and
-    the moment the consumer group was Stable with all `instances` members, to the last one: with
-    one instance that is first -> last output; with more, the start-up rebalance (the first
-    instance begins alone) is left out, so the figure is the group's steady rate."""
-    procs = spawn_instances(args, env, instances, log_stem)
-    try:
-        stable = asyncio.create_task(
-            group_stable_at(env["CLAIMS_CONSUMER__GROUP_ID"], instances, procs)
-        )
-        await wait_for_records(outputs, expected, timeout_s=600, procs=procs)
-        records = await read_all(outputs)
-        keys = {key for _, key, _ in records}
-        deadline = time.monotonic() + 60
-        while len(keys) < expected:  # a rebalance redelivered (and duplicated) some
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(keys)} of {expected} keys on {list(outputs)}")
-            await asyncio.sleep(1)
-            records = await read_all(outputs)
-            keys = {key for _, key, _ in records}
-        rss = max(peak_rss_mb(p.pid) for p in procs)
-        stable_ms = await stable
-        if before_stop is not None:
-            await before_stop()
-    finally:
-        stop_all(procs, log_stem)
-    stamps = [ts for _, _, ts in records]
-    start_ms = max(min(stamps), stable_ms)
-    counted = sum(ts >= start_ms for ts in stamps)
-    span_s = (max(stamps) - start_ms) / 1000
-    if counted < len(records) / 3 or span_s <= 0:
-        # A member joining a busy group waits for the others' next heartbeat (3 s).
-        raise RuntimeError(
-            f"only {counted} of {len(records)} outputs came after the group of {instances} was "
-            "stable: use more --claims"
-        )
-    return counted / span_s, rss, len(keys), len(records)
-
-
-async def latency(
-    topics: dict[str, str],
-    env: dict[str, str],
-    rate: int,
-    seconds: float,
-    log_stem: Path,
-    run: str,
-    instances: int,
-) -> tuple[float, float, float, int]:
-    """(p50 ms, p99 ms, peak RSS MB, claims): input timestamp -> verdict arrival."""
-    outputs = [topics["accepted"], topics["flagged"], topics["dead_letter"]]
-    procs = spawn_instances(
-        [sys.executable, "-m", "service", "serve"], env, instances, log_stem
-    )
-    consumer = AIOKafkaConsumer(
-        *outputs, bootstrap_servers=bootstrap(), auto_offset_reset="latest",
-        group_id=f"bench-{run}-latency-reader", fetch_max_wait_ms=50,
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(), linger_ms=0, acks=1)
-    await consumer.start()
-    await producer.start()
-    sent: dict[bytes, int] = {}
-    arrived: dict[bytes, float] = {}
-    stamped: dict[bytes, int] = {}
-
-    async def read() -> None:
-        while True:
-            batch = await consumer.getmany(timeout_ms=100)
-            now_ms = time.time() * 1000
-            for records in batch.values():
-                for r in records:
-                    arrived.setdefault(r.key, now_ms)
-                    stamped.setdefault(r.key, r.timestamp)
-
-    reader = asyncio.create_task(read())
-    try:
-        # Warm-up: until every instance has joined the group and one answers.
-        await group_stable_at(env["CLAIMS_CONSUMER__GROUP_ID"], instances, procs)
-        warm = 0
-        deadline = time.monotonic() + 60
-        while not any(k.startswith(b"warm-") for k in arrived):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the service did not answer the warm-up claims")
-            key = f"warm-{warm}".encode()
-            await producer.send(topics["submitted"], claim_event(warm, "warm"), key=key)
-            warm += 1
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(1)
-        count = int(rate * seconds)
-        tick = 0.01
-        per_tick = max(1, round(rate * tick))
-        start = time.perf_counter()
-        i = 0
-        while i < count:
-            target = start + (i / rate)
-            delay = target - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            for _ in range(min(per_tick, count - i)):
-                key = f"{run}-CLM-{i:08d}".encode()
-                ts = int(time.time() * 1000)
-                sent[key] = ts
-                await producer.send(
-                    topics["submitted"], claim_event(i, run), key=key, timestamp_ms=ts
-                )
-                i += 1
-        deadline = time.monotonic() + 30
-        while any(k not in arrived for k in sent):
-            if time.monotonic() > deadline:
-                missing = sum(k not in arrived for k in sent)
-                raise TimeoutError(f"{missing} claims got no verdict")
-            await asyncio.sleep(0.1)
-        rss = max(peak_rss_mb(p.pid) for p in procs)
-    finally:
-        reader.cancel()
-        await producer.stop()
-        await consumer.stop()
-        stop_all(procs, log_stem)
-    lat = sorted(arrived[k] - ts for k, ts in sent.items())
-    p50 = statistics.median(lat)
-    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-    to_verdict = statistics.median(stamped[k] - ts for k, ts in sent.items())
-    print(
-        f"  latency split (medians): input -> verdict produced {to_verdict:.1f} ms, "
-        f"-> verdict read {p50 - to_verdict:.1f} ms",
-        file=sys.stderr,
-    )
-    return p50, p99, rss, len(sent)
-
 
 # ------------------------------------------------------------------ one run ----
 
@@ -778,7 +368,13 @@ def passthrough() -> int:
     configure_logging(settings)
 
     def copy(
-        record: InputRecord, table: RuleTable, topics: Topics, *, now: datetime, limits: Limits
+        record: InputRecord,
+        table: RuleTable,
+        topics: Topics,
+        *,
+        now: datetime,
+        limits: Limits,
+        **judged_elsewhere: object,
     ) -> Outcome:
         return Outcome(
             "copied",
