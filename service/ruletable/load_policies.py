@@ -36,10 +36,12 @@ from service.ruletable.file_models import (
     MUE_SOURCE_FILE,
     PAYERS_FILE,
     REGIONS_FILE,
-    Modifier51Policy,
-    ModifierExpectedPolicy,
     MueRow,
     MueSource,
+)
+from service.ruletable.file_models_payers import (
+    Modifier51Policy,
+    ModifierExpectedPolicy,
     NoncoveredPolicy,
     PayerEntry,
     PayersFile,
