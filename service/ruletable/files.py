@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 import yaml
@@ -25,11 +25,13 @@ __all__ = [
     "csv_records",
     "json_data",
     "text",
+    "unique_by",
     "validated",
     "yaml_data",
 ]
 
 _M = TypeVar("_M")
+_T = TypeVar("_T")
 
 _YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -132,3 +134,17 @@ def _error(name: str, exc: ValidationError, rows: RowStyle) -> RuleTableError:
     more = exc.error_count() - 1
     problem = error_message(error) + (f" (and {more} more problem(s))" if more else "")
     return RuleTableError(name, row, dotted_path(loc, "-"), problem)
+
+
+def unique_by(
+    name: str, field: str, items: Iterable[_T], key: Callable[[_T], str]
+) -> dict[str, _T]:
+    """`items` by `key`, in order; a key given twice stops the load, naming the file `name`, the
+    item's 1-based position and `field`."""
+    out: dict[str, _T] = {}
+    for i, item in enumerate(items, start=1):
+        k = key(item)
+        if k in out:
+            raise RuleTableError(name, i, field, "listed twice")
+        out[k] = item
+    return out

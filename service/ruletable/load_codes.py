@@ -19,12 +19,11 @@ from service.ruletable.code_files import (
     ADDON_PRIMARIES_FILE,
     FEE_STATUS_FILE,
     AddonPrimariesFile,
-    FeeStatusEntry,
     FeeStatusFile,
 )
 from service.ruletable.compiled import CodeWindow, FeeIndicators, NotPayable, PayerPrimary
 from service.ruletable.file_models import AocRow, ManifestTable
-from service.ruletable.files import RuleTableError, validated, yaml_data
+from service.ruletable.files import RuleTableError, unique_by, validated, yaml_data
 
 __all__ = [
     "AOC_FIRST_EDITS",
@@ -82,37 +81,27 @@ def compile_not_payable(
     if FEE_STATUS_FILE not in files:
         raise RuleTableError(FEE_STATUS_FILE, "-", "-", "file not found in the table directory")
     data = validated(FEE_STATUS_FILE, _FEE_STATUS, yaml_data(files, FEE_STATUS_FILE), "mapping")
-    statuses: dict[str, FeeStatusEntry] = {}
-    for i, entry in enumerate(data.statuses, start=1):
-        if entry.status in statuses:
-            raise RuleTableError(FEE_STATUS_FILE, i, "statuses.status", "listed twice")
-        statuses[entry.status] = entry
-    use: dict[str, tuple[str, str]] = {}  # the reference is for the catalogue, not messages
-    for i, r in enumerate(data.replacements, start=1):
-        if r.code in use:
-            raise RuleTableError(FEE_STATUS_FILE, i, "replacements.code", "listed twice")
-        # A code a newer fee schedule no longer gives status I keeps its entry unused: the
-        # curated list need not change in step with each quarter's import.
-        use[r.code] = (r.use, r.reference)
+    statuses = unique_by(
+        FEE_STATUS_FILE, "statuses.status", data.statuses, lambda e: e.status
+    )
+    # A code a newer fee schedule no longer gives status I keeps its replacement unused: the
+    # curated list need not change in step with each quarter's import.
+    use = unique_by(FEE_STATUS_FILE, "replacements.code", data.replacements, lambda r: r.code)
     # Codes Medicare asks to be reported although it never pays them (99024 post-operative
     # visits for the global surgery data collection): correct coding, so never flagged.
-    reported: set[str] = set()
-    for i, entry_reported in enumerate(data.reported, start=1):
-        if entry_reported.code in reported:
-            raise RuleTableError(FEE_STATUS_FILE, i, "reported.code", "listed twice")
-        reported.add(entry_reported.code)
+    reported = unique_by(FEE_STATUS_FILE, "reported.code", data.reported, lambda r: r.code)
     where = f"CMS PFS Relative Value File {source.source_file} ({source.release})"
     out: dict[str, NotPayable] = {}
     for code, indicators in fee.items():
         listed = statuses.get(indicators.status)
         if listed is None or code in reported:
             continue
-        instead, _ = use.get(code, (None, ""))
+        replacement = use.get(code)
         out[code] = NotPayable(
             status=listed.status,
             meaning=" ".join(listed.meaning.split()),
             exempt=frozenset(listed.exempt_modifiers),
-            use=instead,
+            use=replacement.use if replacement is not None else None,
             source=where,
         )
     return out
@@ -143,11 +132,12 @@ def load_addon_primaries(files: Mapping[str, bytes], payers: Collection[str]) ->
                     f"{spec}: both ends need one shape and the end after the start",
                 )
             ranges.append((low, high, group.kind))
-    others: dict[str, frozenset[str]] = {}
-    for i, entry in enumerate(data.other_practitioner, start=1):
-        if entry.add_on in others:
-            raise RuleTableError(name, i, "other_practitioner.add_on", "listed twice")
-        others[entry.add_on] = frozenset(entry.primaries)
+    others = {
+        add_on: frozenset(entry.primaries)
+        for add_on, entry in unique_by(
+            name, "other_practitioner.add_on", data.other_practitioner, lambda e: e.add_on
+        ).items()
+    }
     by_payer: dict[tuple[str, str], list[PayerPrimary]] = {}
     for i, extra in enumerate(data.payer_primaries, start=1):
         end = extra.effective_to or date.max
