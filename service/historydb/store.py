@@ -68,13 +68,13 @@ class StoredClaim:
             for line in claim.service_lines
         ]
         return cls(
-            event.event_id,
-            keys(claim.payer_id, claim.patient.member_id),
-            claim.claim_id,
-            content_key(claim),
-            min(dates),
-            max(dates),
-            orjson.dumps(lines).decode(),
+            event_id=event.event_id,
+            member_key=keys(claim.payer_id, claim.patient.member_id),
+            claim_id=claim.claim_id,
+            content_key=content_key(claim),
+            first_date=min(dates),
+            last_date=max(dates),
+            lines=orjson.dumps(lines).decode(),
         )
 
 

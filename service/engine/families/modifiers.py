@@ -99,7 +99,7 @@ Side = Literal["RT", "LT"]
 def check(claim: Claim, table: RuleTable) -> list[Finding]:
     out: list[Finding] = []
     sided: list[tuple[ServiceLine, Side]] | None = None
-    decisions: list[ServiceLine] | None = None  # E/M lines with 57
+    decisions: list[ServiceLine] = []  # E/M lines with 57
     sides = 0  # bit 1: an RT-only line of a bilateral-indicator-1 code, bit 2: an LT-only one
     visits = table.visits
     em_codes = visits.em_modifier_codes if visits is not None else None
@@ -123,7 +123,7 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
                 if line.procedure_code not in em_codes:
                     out.append(_em_only(table, line))
                 elif "57" in mods:
-                    decisions = [line] if decisions is None else [*decisions, line]
+                    decisions.append(line)
             continue
         code = line.procedure_code
         # 25/57, 59/X and 26/TC are rare beside 50, 51, RT and LT: one test skips all of them.
@@ -134,7 +134,7 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
                 if code not in em_codes:
                     out.append(_em_only(table, line))
                 elif "57" in mods:
-                    decisions = [line] if decisions is None else [*decisions, line]
+                    decisions.append(line)
             if distinct:
                 if "59" in mods:
                     x_with_59 = tuple(m for m in _X_SUBSETS if m in mods)
@@ -180,7 +180,7 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     # A split needs an RT line and an LT line: with one side only there is nothing to pair.
     if sided is not None and sides == 3 and not _split_payer(claim, table):
         out.extend(_splits(table, claim, sided))
-    if decisions is not None:
+    if decisions:
         out.extend(judge_decisions(claim, table, decisions))
     return out
 
