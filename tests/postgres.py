@@ -21,6 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from tests.support import docker_answers
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "postgres_local.py"
 POSTGRES_IMAGE = "postgres:18"
@@ -81,16 +83,6 @@ async def new_database(server_dsn: str) -> str:
     return with_database(server_dsn, name)
 
 
-def _docker_answers() -> bool:
-    try:
-        import docker  # type: ignore[import-untyped]
-
-        docker.from_env(timeout=5).ping()
-        return True
-    except Exception:
-        return False
-
-
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """The DSN of a server the tests may create databases on."""
@@ -98,7 +90,7 @@ def postgres_server() -> Iterator[str]:
     if named:
         yield named
         return
-    if _docker_answers():
+    if docker_answers():
         from testcontainers.community.postgres import PostgresContainer
 
         with PostgresContainer(POSTGRES_IMAGE, driver=None) as container:

@@ -32,7 +32,7 @@ from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 
 from service.settings import KafkaSettings
 from service.topics import create_topics, delete_topics
-from tests.support import RecordReading
+from tests.support import RecordReading, docker_answers
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_SCRIPT = REPO / "scripts" / "kafka-local.sh"
@@ -67,16 +67,6 @@ def apache_kafka_image() -> str:
             return found.group(1)
     version = re.search(r'^KAFKA_VERSION="([^"]+)"', LOCAL_SCRIPT.read_text(), re.MULTILINE)
     return f"apache/kafka:{version.group(1) if version else '4.1.1'}"
-
-
-def _docker_answers() -> bool:
-    try:
-        import docker  # type: ignore[import-untyped]
-
-        docker.from_env(timeout=5).ping()
-        return True
-    except Exception:
-        return False
 
 
 def _free_port() -> int:
@@ -129,7 +119,7 @@ def kafka_bootstrap() -> Iterator[str]:
         yield named
         return
 
-    if _docker_answers():
+    if docker_answers():
         try:
             container, bootstrap = _start_container()
         except Exception as exc:

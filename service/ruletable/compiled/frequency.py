@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+
+from service.ruletable.compiled.policies import PolicyRef
 
 __all__ = ["FrequencyLimit", "FrequencyLimits", "longest_window_days"]
 
 
 @dataclass(frozen=True, slots=True)
-class FrequencyLimit:
-    """At most `max_sessions` sessions (dates) per spinal region in `window_days` days."""
+class FrequencyLimit(PolicyRef):
+    """A payer policy of at most `max_sessions` sessions (dates) per spinal region in
+    `window_days` days, in effect on the dates of `PolicyRef.in_effect`."""
 
-    policy_id: str
-    title: str
     payer: str
     max_sessions: int
     window_days: int
@@ -23,14 +23,6 @@ class FrequencyLimit:
     apart: bool
     """Count diagnostic lines (`diagnostic_modifier`) apart from therapeutic ones."""
     diagnostic_modifier: str
-    effective_from: date | None
-    effective_to: date | None
-    reference: str
-    url: str
-
-    def in_effect(self, on: date) -> bool:
-        start, end = self.effective_from, self.effective_to
-        return (start is None or on >= start) and (end is None or on <= end)
 
 
 FrequencyLimits = Mapping[str, tuple[FrequencyLimit, ...]]
