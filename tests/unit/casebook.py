@@ -59,6 +59,17 @@ def build_claim(overrides: dict[str, Any]) -> dict[str, Any]:
     return claim
 
 
+def build_event(**claim_overrides: Any) -> dict[str, Any]:
+    """A `claim.submitted` event around `build_claim(claim_overrides)`, with a fixed event id."""
+    return {
+        "event_id": "0b7c2f0e-2d1e-4d4e-9a77-3f0f8f1f8a01",
+        "event_type": "claim.submitted",
+        "schema_version": 1,
+        "occurred_at": "2025-03-04T15:02:11Z",
+        "claim": build_claim(dict(claim_overrides)),
+    }
+
+
 def load_cases() -> list[Case]:
     cases: list[Case] = []
     for path in sorted(CASES_DIR.glob("*.yaml")):

@@ -10,25 +10,15 @@ import pytest
 from service.decode import Malformed, Readable, Unreadable, decode
 from service.tables import default_table
 from service.verdicts import judge, judge_malformed
-from tests.unit.casebook import build_claim
+from tests.unit.casebook import build_event
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
 
-def event(**claim_overrides: object) -> dict[str, object]:
-    return {
-        "event_id": "0b7c2f0e-2d1e-4d4e-9a77-3f0f8f1f8a01",
-        "event_type": "claim.submitted",
-        "schema_version": 1,
-        "occurred_at": "2025-03-04T15:02:11Z",
-        "claim": build_claim(dict(claim_overrides)),
-    }
-
-
 def test_readable_event_decodes_and_ignores_unknown_fields() -> None:
-    raw = event()
+    raw = build_event()
     raw["x-extra"] = {"anything": 1}
-    raw["claim"]["future_field"] = "tolerated"  # type: ignore[index]
+    raw["claim"]["future_field"] = "tolerated"
     decoded = decode(json.dumps(raw).encode())
     assert isinstance(decoded, Readable)
     assert decoded.event.claim.claim_id == "CLM-TEST-0001"
@@ -58,10 +48,10 @@ def test_unreadable_events_name_their_reason(raw: bytes | None, reason: str) -> 
 
 
 def test_schema_breaking_claim_is_malformed_with_one_problem_per_field() -> None:
-    raw = event(
+    raw = build_event(
         service_lines=[{"units": 0}, {"service_date": "2025-02-30"}, {"line_number": 1}],
     )
-    del raw["claim"]["billing_provider_npi"]  # type: ignore[attr-defined]
+    del raw["claim"]["billing_provider_npi"]
     decoded = decode(json.dumps(raw).encode())
     assert isinstance(decoded, Malformed)
     paths = [path for path, _, _ in decoded.problems]
@@ -75,16 +65,16 @@ def test_schema_breaking_claim_is_malformed_with_one_problem_per_field() -> None
 
 
 def test_a_claim_whose_every_line_is_bad_reports_the_lines_not_a_missing_list() -> None:
-    decoded = decode(json.dumps(event(service_lines=[{"units": 0}])).encode())
+    decoded = decode(json.dumps(build_event(service_lines=[{"units": 0}])).encode())
     assert isinstance(decoded, Malformed)
     assert [("claim.service_lines[0].units", 1)] == [(p, n) for p, _, n in decoded.problems]
 
 
 @pytest.mark.parametrize("count", [0, 51])
 def test_line_count_outside_1_to_50_is_malformed(count: int) -> None:
-    raw = event(service_lines=[{}])
-    raw["claim"]["service_lines"] = [  # type: ignore[index]
-        {**raw["claim"]["service_lines"][0], "line_number": i + 1} for i in range(count)  # type: ignore[index]
+    raw = build_event(service_lines=[{}])
+    raw["claim"]["service_lines"] = [
+        {**raw["claim"]["service_lines"][0], "line_number": i + 1} for i in range(count)
     ]
     decoded = decode(json.dumps(raw).encode())
     assert isinstance(decoded, Malformed)
@@ -96,9 +86,9 @@ def test_line_count_outside_1_to_50_is_malformed(count: int) -> None:
 def test_a_count_over_50_is_the_one_problem_of_the_lines_even_when_lines_are_bad() -> None:
     """The count is taken from the raw list, not from the lines that happened to validate;
     size-limit problems come first, so a capped verdict still shows them."""
-    raw = event(service_lines=[{"units": 0}])
-    raw["claim"]["service_lines"] = raw["claim"]["service_lines"] * 60  # type: ignore[index]
-    del raw["claim"]["billing_provider_npi"]  # type: ignore[attr-defined]
+    raw = build_event(service_lines=[{"units": 0}])
+    raw["claim"]["service_lines"] = raw["claim"]["service_lines"] * 60
+    del raw["claim"]["billing_provider_npi"]
     decoded = decode(json.dumps(raw).encode())
     assert isinstance(decoded, Malformed)
     assert [
@@ -108,14 +98,14 @@ def test_a_count_over_50_is_the_one_problem_of_the_lines_even_when_lines_are_bad
 
 
 def test_repeated_line_number_is_a_malformed_claim() -> None:
-    raw = event(service_lines=[{"line_number": 1}, {"line_number": 1}])
+    raw = build_event(service_lines=[{"line_number": 1}, {"line_number": 1}])
     decoded = decode(json.dumps(raw).encode())
     assert isinstance(decoded, Malformed)
     assert any("line_number 1 is repeated" in text for _, text, _ in decoded.problems)
 
 
 def test_malformed_verdict_is_flagged_and_never_echoes_values() -> None:
-    raw = event(patient={"member_id": "PHI-MEMBER-XYZ", "birth_date": "not-a-date"})
+    raw = build_event(patient={"member_id": "PHI-MEMBER-XYZ", "birth_date": "not-a-date"})
     decoded = decode(json.dumps(raw).encode())
     assert isinstance(decoded, Malformed)
     verdict = judge_malformed(decoded, default_table(), now=NOW)
@@ -129,11 +119,11 @@ def test_malformed_verdict_is_flagged_and_never_echoes_values() -> None:
 
 def test_verdict_id_is_deterministic_per_event_and_table() -> None:
     table = default_table()
-    decoded = decode(json.dumps(event()).encode())
+    decoded = decode(json.dumps(build_event()).encode())
     assert isinstance(decoded, Readable)
     first = judge(decoded.event, table, now=NOW)
     again = judge(decoded.event, table, now=datetime(2027, 1, 1, tzinfo=UTC))
-    other = decode(json.dumps({**event(), "event_id": "another"}).encode())
+    other = decode(json.dumps({**build_event(), "event_id": "another"}).encode())
     assert isinstance(other, Readable)
     assert first.event_id == again.event_id
     assert first.event_id != judge(other.event, table, now=NOW).event_id

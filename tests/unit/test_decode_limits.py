@@ -6,7 +6,6 @@ import json
 import time
 import tracemalloc
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -16,23 +15,13 @@ from service.models.events import VerdictEvent
 from service.settings import ConfigError, LimitSettings, Settings, load_settings
 from service.tables import default_table
 from service.verdicts import judge_raw
-from tests.unit.casebook import build_claim
+from tests.unit.casebook import build_event
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
 
-def event(**claim_overrides: object) -> dict[str, Any]:
-    return {
-        "event_id": "0b7c2f0e-2d1e-4d4e-9a77-3f0f8f1f8a01",
-        "event_type": "claim.submitted",
-        "schema_version": 1,
-        "occurred_at": "2025-03-04T15:02:11Z",
-        "claim": build_claim(dict(claim_overrides)),
-    }
-
-
 def line_event(**line: object) -> bytes:
-    return json.dumps(event(service_lines=[line])).encode()
+    return json.dumps(build_event(service_lines=[line])).encode()
 
 
 def problems(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> list[tuple[str, str]]:
@@ -70,14 +59,14 @@ def test_a_charge_is_a_json_number_or_a_decimal_string(amount: object) -> None:
 
 @pytest.mark.parametrize("digits", [11, 30, 5000, 100_000])
 def test_an_integer_of_any_size_is_out_of_range_not_a_dead_letter(digits: int) -> None:
-    raw = json.dumps(event()).replace('"units": 1', '"units": ' + "9" * digits).encode()
+    raw = json.dumps(build_event()).replace('"units": 1', '"units": ' + "9" * digits).encode()
     assert [
         ("claim.service_lines[0].units", "Input should be less than or equal to 2147483647")
     ] == problems(raw)
 
 
 def test_a_huge_negative_pointer_is_out_of_range() -> None:
-    text = json.dumps(event())
+    text = json.dumps(build_event())
     raw = text.replace('"diagnosis_pointers": [1]', '"diagnosis_pointers": [-1' + "0" * 40 + "]")
     assert [
         (
@@ -88,13 +77,14 @@ def test_a_huge_negative_pointer_is_out_of_range() -> None:
 
 
 def test_a_huge_integer_in_an_unknown_field_is_tolerated() -> None:
-    raw = json.dumps(event()).replace('"claim": {', '"claim": {"x-seq": ' + "7" * 40 + ", ", 1)
+    huge = '"claim": {"x-seq": ' + "7" * 40 + ", "
+    raw = json.dumps(build_event()).replace('"claim": {', huge, 1)
     decoded = decode(raw.encode())
     assert isinstance(decoded, Readable)
 
 
 def test_an_event_over_the_byte_limit_is_a_dead_letter_before_parsing() -> None:
-    raw = json.dumps(event(service_lines=[{}] * 3)).encode()
+    raw = json.dumps(build_event(service_lines=[{}] * 3)).encode()
     decoded = decode(raw, Limits(max_event_bytes=len(raw) - 1))
     assert Unreadable(
         "too-large", f"the event is {len(raw)} bytes, over the limit of {len(raw) - 1} bytes"
@@ -106,12 +96,12 @@ def test_more_diagnosis_codes_than_the_limit_is_one_problem() -> None:
     codes = [f"M54.{n}" for n in range(25)]
     assert [
         ("claim.diagnosis_codes", "a claim has at most 24 diagnosis codes, not 25")
-    ] == problems(json.dumps(event(diagnosis_codes=codes)).encode())
+    ] == problems(json.dumps(build_event(diagnosis_codes=codes)).encode())
 
 
 def test_more_diagnosis_codes_than_an_837p_carries_is_left_to_the_rules() -> None:
     """13 codes: DIAGNOSIS_TOO_MANY with every other finding, not a malformed claim."""
-    raw = json.dumps(event(diagnosis_codes=[f"M54.{n}" for n in range(13)])).encode()
+    raw = json.dumps(build_event(diagnosis_codes=[f"M54.{n}" for n in range(13)])).encode()
     verdict = judge_raw(raw, default_table(), now=NOW)
     assert isinstance(verdict, VerdictEvent)
     assert "DIAGNOSIS_TOO_MANY" in {f.rule_id for f in verdict.findings}
@@ -119,7 +109,7 @@ def test_more_diagnosis_codes_than_an_837p_carries_is_left_to_the_rules() -> Non
 
 def test_more_modifiers_or_pointers_than_the_limit_is_one_problem_each() -> None:
     raw = json.dumps(
-        event(service_lines=[{}, {"modifiers": ["59"] * 13, "diagnosis_pointers": [1] * 14}])
+        build_event(service_lines=[{}, {"modifiers": ["59"] * 13, "diagnosis_pointers": [1] * 14}])
     ).encode()
     decoded = decode(raw)
     assert isinstance(decoded, Malformed)
@@ -141,7 +131,7 @@ def test_a_text_field_over_the_length_limit_is_malformed() -> None:
 
 
 def test_a_long_event_id_is_reported_and_not_echoed() -> None:
-    raw = {**event(), "event_id": "E" * 500}
+    raw = {**build_event(), "event_id": "E" * 500}
     decoded = decode(json.dumps(raw).encode())
     assert isinstance(decoded, Malformed)
     assert decoded.event_id is None
@@ -155,25 +145,26 @@ def test_configured_limits_replace_the_defaults_the_model_declares() -> None:
         max_service_lines=2, max_diagnosis_codes=1, max_codes_per_line=1, max_string_length=40
     )
     assert [("claim.service_lines", "a claim has 1 to 2 service lines, not 3")] == problems(
-        json.dumps(event(service_lines=[{}, {}, {}], diagnosis_codes=["M54.2"])).encode(), tight
+        json.dumps(build_event(service_lines=[{}, {}, {}], diagnosis_codes=["M54.2"])).encode(),
+        tight,
     )
     assert [("claim.diagnosis_codes", "a claim has at most 1 diagnosis codes, not 2")] == problems(
-        json.dumps(event()).encode(), tight
+        json.dumps(build_event()).encode(), tight
     )
-    long_id = json.dumps(event(diagnosis_codes=["M54.2"], payer_id="P" * 41)).encode()
+    long_id = json.dumps(build_event(diagnosis_codes=["M54.2"], payer_id="P" * 41)).encode()
     assert [("claim.payer_id", "String should have at most 40 characters")] == problems(
         long_id, tight
     )
     roomy = Limits(max_service_lines=60, max_string_length=300)
     lines = [{"procedure_code": "9" * 200}] + [{}] * 59
-    decoded = decode(json.dumps(event(service_lines=lines)).encode(), roomy)
+    decoded = decode(json.dumps(build_event(service_lines=lines)).encode(), roomy)
     assert isinstance(decoded, Readable)
     assert 60 == len(decoded.event.claim.service_lines)
 
 
 def test_an_event_with_many_unknown_fields_is_still_readable() -> None:
     """Over the comma budget, the event is counted before validation, and still judged."""
-    raw = event()
+    raw = build_event()
     raw["x-audit"] = list(range(DEFAULT_LIMITS.comma_budget + 10))
     decoded = decode(json.dumps(raw).encode())
     assert isinstance(decoded, Readable)
@@ -211,7 +202,7 @@ def test_limits_reject_nonsense_values() -> None:
 
 def _with_list(item: str, count: int, key: str, *, on_line: bool = False) -> bytes:
     """The event whose claim (or first line) has `count` copies of the JSON text `item` as `key`."""
-    raw = event()
+    raw = build_event()
     (raw["claim"]["service_lines"][0] if on_line else raw["claim"])[key] = "LIST"
     return json.dumps(raw).replace('"LIST"', "[" + ",".join([item] * count) + "]", 1).encode()
 
@@ -219,11 +210,11 @@ def _with_list(item: str, count: int, key: str, *, on_line: bool = False) -> byt
 def _worst_inputs() -> list[tuple[str, bytes]]:
     """Events at the byte limit built to cost the most: long lists, many errors, long texts."""
     room = DEFAULT_LIMITS.max_event_bytes - 2000
-    budget = DEFAULT_LIMITS.comma_budget - json.dumps(event()).count(",")
+    budget = DEFAULT_LIMITS.comma_budget - json.dumps(build_event()).count(",")
     wrong_line = json.dumps(
         {"line_number": True, "units": "1", "modifiers": [1] * 12, "diagnosis_pointers": ["x"] * 12}
     )
-    huge = json.dumps(event()).replace('"units": 1', '"units": ' + "9" * room, 1)
+    huge = json.dumps(build_event()).replace('"units": 1', '"units": ' + "9" * room, 1)
     return [
         ("empty service lines", _with_list("{}", room // 3, "service_lines")),
         ("empty lines under the comma budget", _with_list("{}", budget, "service_lines")),
@@ -231,7 +222,7 @@ def _worst_inputs() -> list[tuple[str, bytes]]:
         ("diagnosis codes", _with_list('"A"', room // 4, "diagnosis_codes")),
         ("modifiers", _with_list('"5"', room // 4, "modifiers", on_line=True)),
         ("pointers", _with_list("1", room // 2, "diagnosis_pointers", on_line=True)),
-        ("long text", json.dumps(event(payer_id="P" * room)).encode()),
+        ("long text", json.dumps(build_event(payer_id="P" * room)).encode()),
         ("deep nesting", b'{"claim": {"claim_id": "C", "x": ' + b"[" * room + b"}}"),
         ("huge integer", huge.encode()),
     ]
@@ -242,7 +233,7 @@ def test_work_per_event_is_bounded_on_the_worst_inputs(name: str, raw: bytes) ->
     """Time and Python memory stay small; the verdict stays small, whatever the input."""
     assert len(raw) <= DEFAULT_LIMITS.max_event_bytes, name
     table = default_table()
-    judge_raw(json.dumps(event()).encode(), table, now=NOW)  # warm the table's lazy parts
+    judge_raw(json.dumps(build_event()).encode(), table, now=NOW)  # warm the table's lazy parts
     tracemalloc.start()
     start = time.perf_counter()
     try:
