@@ -27,8 +27,10 @@ Decision points:
   (curated, `dx_regions.yaml`) are all of the other region. Diagnoses without a region (chronic
   pain, thoracolumbar codes) neither cause nor prevent the warning.
 - A diagnosis costs one look-up in the region map and one in `written` (every code billable in
-  every shipped edition, as it may be written); the dated questions (which edition? heading or
-  invalid? duplicate?) are asked only of a code or a claim that needs them.
+  every shipped edition, as it may be written), or for a newer code one in `spans` (the editions
+  it is billable in, as days): a claim whose lines share a day inside them needs no more. The
+  dated questions (which edition? heading or invalid? duplicate?) are asked only of a code or a
+  claim that needs them.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     first: str | None = None  # the region of the first diagnosis that has one
     mixed = False  # some other diagnosis has another region than `first`
     dated: list[int] = []  # positions of codes not billable in every edition: judged by date
+    spanned: list[tuple[int, date, date]] = []  # (position, days billable): dated if outside
     region: str | None
     for code in codes:
         hit = regional.get(code)
@@ -93,8 +96,13 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
         else:
             found = written.get(code)
             if found is None:
-                dated.append(len(keys) + 1)
-                key = icd_key(code)
+                span = icd.spans.get(code)
+                if span is None:
+                    dated.append(len(keys) + 1)
+                    key = icd_key(code)
+                else:
+                    key, since, until = span
+                    spanned.append((len(keys) + 1, since, until))
                 region = dx_region.get(key)
             else:
                 key, region = found, None  # `regional` holds every stable code with a region
@@ -135,6 +143,11 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
         if _mismatch(facet, pointers, regions):
             other = [p for p in pointers if regions[p - 1] is not None]
             out.append(_region(table, policies, line, facet, keys, other))
+    if spanned:
+        for position, since, until in spanned:  # billable on every day of the claim, or dated
+            if single is None or single < since or single > until:
+                dated.append(position)
+        dated.sort()
     if dated or outside:
         out.extend(dated_findings(table, icd, claim, keys, dated, outside, single))
     return out

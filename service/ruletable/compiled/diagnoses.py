@@ -60,6 +60,10 @@ class DiagnosisCodeSet:
     written: Mapping[str, str] = field(init=False, repr=False, compare=False)
     """Every code billable in every shipped edition, as it may be written (with and without the
     dot) -> its key: the hot path's one look-up per diagnosis."""
+    spans: Mapping[str, tuple[str, date, date]] = field(init=False, repr=False, compare=False)
+    """Every other code billable in a run of consecutive shipped editions (the latest run), as
+    it may be written -> (its key, the run's first day, its last day): a claim dated inside the
+    run needs no dated look-up (M54.50, billable from FY2022 on)."""
     first: date = field(init=False, repr=False, compare=False)
     last: date = field(init=False, repr=False, compare=False)
     """The first and last day some shipped edition (or a pair bracketing the day) covers."""
@@ -83,6 +87,15 @@ class DiagnosisCodeSet:
         init(self, "label", ", ".join(e.label for e in self.editions))
         init(self, "written", {**{c: c for c in stable},
                                **{icd_display(c): c for c in stable if len(c) > 3}})
+        spans: dict[str, tuple[str, date, date]] = {}
+        for code, flags in self.flags.items():
+            run = _last_run(flags)
+            if run is not None and flags != every:
+                span = (code, self.editions[run[0]].start, self.editions[run[1]].end)
+                spans[code] = span
+                if len(code) > 3:
+                    spans[icd_display(code)] = span
+        init(self, "spans", spans)
         init(self, "first", self.editions[0].start)
         init(self, "last", self.editions[-1].end)
         init(self, "ordered", tuple(sorted(self.flags)))
@@ -146,6 +159,17 @@ class DiagnosisCodeSet:
                 found.append(icd_display(code))
             at += 1
         return tuple(found)
+
+
+def _last_run(flags: str) -> tuple[int, int] | None:
+    """The first and last edition of the latest run of editions where the code is billable."""
+    end = flags.rfind("b")
+    if end < 0:
+        return None
+    start = end
+    while start > 0 and flags[start - 1] == "b":
+        start -= 1
+    return start, end
 
 
 def _verdicts(flags: str) -> str:
