@@ -73,8 +73,12 @@ def test_compiled_addons_agree_with_the_aoc_rows_on_every_edge_date() -> None:
             for d in (p.effective, p.deleted, p.primary_deleted, addon.deleted):
                 if d is not None:
                     edges |= {d - DAY, d, d + DAY}
+        for start, end, _ in addon.contractor_rows:
+            edges |= {start - DAY, start, end, *((end + DAY,) if end < date.max else ())}
         for on in edges:
             assert addon.is_addon_on(on) == _is_addon_on(addon, on), (code, on)
+            expected = frozenset(_primaries_on(addon, on)) if _is_addon_on(addon, on) else None
+            assert addon.edit_on(on) == expected, (code, on)
             listed = {p for p in addon.windows if addon.lists(p, on)}
             assert listed == _primaries_on(addon, on), (code, on)
             assert addon.primaries_on(on) == _primaries_on(addon, on), (code, on)

@@ -72,8 +72,12 @@ class AddonCode:
     """The same primaries, sorted, as messages name them."""
     type_eras: tuple[date, ...] = field(init=False, repr=False, compare=False)
     type_by_era: tuple[Literal[1, 2, 3], ...] = field(init=False, repr=False, compare=False)
-    """The edit type in force from each date of `type_eras`: the rows in effect decide (20701 is
-    Type 1 until 2022 and Type 3 from 2023), not the newest row."""
+    """The edit type before the first date of `type_eras`, then in force from each of them: the
+    rows in effect decide (20701 is Type 1 until 2022 and Type 3 from 2023), not the newest."""
+    edit_bounds: tuple[date, ...] = field(init=False, repr=False, compare=False)
+    edit_by_bound: tuple[frozenset[str] | None, ...] = field(init=False, repr=False, compare=False)
+    """`edit_on` before the first date of `edit_bounds`, then from each of them: the add-on's
+    validity, its rows' windows and its eras folded into one bisect."""
 
     def __post_init__(self) -> None:
         windows: dict[str, list[tuple[date, date]]] = {}
@@ -107,31 +111,40 @@ class AddonCode:
             found = [t for s, e, t in typed if s <= on <= e]
             types.append(max(found) if found else self.edit_type)
         init(self, "type_eras", tuple(bounds))
-        init(self, "type_by_era", tuple(types))
+        init(self, "type_by_era", (self.edit_type, *types))
         if self.contractor_rows:
             spans.extend((s, e) for s, e, _ in self.contractor_rows)
             init(self, "spans", _merged(spans))
+        changes = {*self.eras}
+        changes.update(start for start, _ in self.spans)
+        changes.update(end + _DAY for end in (*(e for _, e in self.spans), self.last_day)
+                       if end < date.max)
+        edit_bounds = tuple(sorted(changes))
+        init(self, "edit_bounds", edit_bounds)
+        init(self, "edit_by_bound", tuple(self._edit_from_rows(on)
+                                          for on in (date.min, *edit_bounds)))
+
+    def _edit_from_rows(self, on: date) -> frozenset[str] | None:
+        """`edit_on` from the windows and eras: asked once per bound, on construction."""
+        if on > self.last_day:
+            return None
+        if (self.contractor_rows or not self.contractor_defined) and not any(
+            start <= on <= end for start, end in self.spans
+        ):
+            return None
+        era = bisect_right(self.eras, on) - 1
+        return self.era_sets[era] if era >= 0 else _NO_PRIMARIES
 
     def edit_on(self, on: date) -> frozenset[str] | None:
         """The listed primaries in effect on `on`; None when the code is no add-on edit on `on`.
 
         The two questions the pairing rule asks of every add-on line, in one call.
         """
-        if on > self.last_day:
-            return None
-        if self.contractor_rows or not self.contractor_defined:
-            for start, end in self.spans:
-                if start <= on <= end:
-                    break
-            else:
-                return None
-        era = bisect_right(self.eras, on) - 1  # `primaries_on`, without a second call
-        return self.era_sets[era] if era >= 0 else _NO_PRIMARIES
+        return self.edit_by_bound[bisect_right(self.edit_bounds, on)]
 
     def type_on(self, on: date) -> Literal[1, 2, 3]:
         """The AOC edit type in force on `on` (the add-on's `edit_type` outside every row)."""
-        era = bisect_right(self.type_eras, on) - 1
-        return self.type_by_era[era] if era >= 0 else self.edit_type
+        return self.type_by_era[bisect_right(self.type_eras, on)]
 
     def contractor_on(self, on: date) -> bool:
         """Contractors may define primaries of their own on `on` (a `CCCCC` row in effect)."""
