@@ -121,16 +121,11 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     else:
         valid = _POINTER_SETS[count]
     procedure_region = policies.procedure_region
-    earliest, latest = icd.first, icd.last
-    outside = False  # a line dated where no shipped edition judges it
     lines = claim.service_lines
     single: date | None = lines[0].service_date  # the date of every line, while they share one
     for line in lines:
-        on = line.service_date
-        if on != single:
+        if line.service_date != single:
             single = None
-        if on < earliest or on > latest:
-            outside = True
         pointers = line.diagnosis_pointers
         if not pointers or len(pointers) > MAX_POINTERS or not valid.issuperset(pointers):
             out.append(_pointer(table, line, count))
@@ -143,6 +138,11 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
         if _mismatch(facet, pointers, regions):
             other = [p for p in pointers if regions[p - 1] is not None]
             out.append(_region(table, policies, line, facet, keys, other))
+    earliest, latest = icd.first, icd.last
+    if single is not None:  # a line dated where no shipped edition judges it?
+        outside = single < earliest or single > latest
+    else:
+        outside = any(ln.service_date < earliest or ln.service_date > latest for ln in lines)
     if spanned:
         for position, since, until in spanned:  # billable on every day of the claim, or dated
             if single is None or single < since or single > until:
