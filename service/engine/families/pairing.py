@@ -62,10 +62,10 @@ _LISTED_SHOWN = 6
 """At most this many listed primaries are named in a message."""
 
 
-def _fix(a: AddonCode, on: date) -> str:
+def _fix(a: AddonCode, on: date, edit_type: int) -> str:
     """What to bill so that this add-on has its primary on `on`, as message text."""
     listed = _name_primaries(a.listed_on(on))
-    if listed and a.type_on(on) == 1:
+    if listed and edit_type == 1:
         return f"bill a listed primary ({listed})"
     if listed:
         return f"bill a listed primary ({listed}) or a primary the payer accepts for it"
@@ -148,7 +148,8 @@ def _judge(
     codes, dates, npis = at.codes, at.dates, at.npis
     # ok[j]: line j may serve as a primary. Non-add-on lines may; add-ons once supported.
     ok: list[bool] = []
-    active: list[tuple[int, AddonCode, frozenset[str]]] = []  # add-on lines, their listed primaries
+    # Add-on lines: line index, add-on, listed primaries and edit type on the line's date.
+    active: list[tuple[int, AddonCode, frozenset[str], int]] = []
     for i, line in enumerate(lines):
         code, on = line.procedure_code, line.service_date
         codes.append(code)
@@ -158,7 +159,7 @@ def _judge(
         primaries = a.edit_on(on) if a is not None else None
         ok.append(primaries is None)
         if a is not None and primaries is not None:
-            active.append((i, a, primaries))
+            active.append((i, a, primaries, a.type_on(on)))
     # Per add-on line: same date and practitioner lines that are listed primaries on that date,
     # and (Type 2/3 on that date) the other plausible primaries: procedures that are no add-on,
     # visit, lab test, drug or supply. An add-on with a same-group exception (99292) also takes
@@ -168,11 +169,16 @@ def _judge(
     crossed: dict[int, list[int]] = {}
     excepted: dict[int, tuple[list[int], str]] = {}
     exceptions, by_payer = table.other_practitioner, table.payer_primaries
-    for i, a, primaries in active:
+    payer_addons = table.payer_primary_addons
+    for i, a, primaries, edit_type in active:
         on, npi = dates[i], npis[i]
-        contractor = a.type_on(on) != 1
+        contractor = edit_type != 1
         cross_codes = exceptions.get(a.code)
-        payer_codes, why = _payer_primaries(by_payer, claim.payer_id, a.code, on)
+        payer_codes, why = (
+            _payer_primaries(by_payer, claim.payer_id, a.code, on)
+            if a.code in payer_addons
+            else _NO_EXTRA
+        )
         listed: list[int] = []
         others: list[int] = []
         cross: list[int] = []
@@ -199,9 +205,9 @@ def _judge(
     unlisted = _fixpoint(todo, ok)  # an add-on line with no candidate at all stays unsupported
 
     out: list[Finding] = []
-    for i, a, _ in active:
+    for i, a, _, edit_type in active:
         if not ok[i]:
-            message = _no_primary(i, a, at, ok, table)
+            message = _no_primary(i, a, edit_type, at, ok, table)
             out.append(finding(table, "ADDON_WITHOUT_PRIMARY", message, lines[i]))
         elif _any_ok(candidates[i], ok):
             continue  # a CMS-listed primary by the same practitioner: nothing to say
@@ -213,7 +219,7 @@ def _judge(
             message = _payer_exception(i, a, at, extra, claim.payer_id, why)
             out.append(finding(table, "ADDON_PRIMARY_PAYER_EXCEPTION", message, lines[i]))
         elif i in unlisted:
-            message = _unlisted(i, a, at, unlisted[i])
+            message = _unlisted(i, a, edit_type, at, unlisted[i])
             out.append(finding(table, "ADDON_PRIMARY_UNLISTED", message, lines[i]))
     return out
 
@@ -229,6 +235,7 @@ def _payer_primaries(
 
 
 _NONE: frozenset[str] = frozenset()
+_NO_EXTRA: tuple[frozenset[str], str] = (_NONE, "")
 
 
 def _payer_exception(
@@ -289,21 +296,21 @@ def _any_ok(lines: list[int], ok: list[bool]) -> bool:
     return False
 
 
-def _no_primary(i: int, a: AddonCode, at: _Lines, ok: list[bool], table: RuleTable) -> str:
+def _no_primary(
+    i: int, a: AddonCode, edit_type: int, at: _Lines, ok: list[bool], table: RuleTable
+) -> str:
     on = at.dates[i]
-    why = _why(i, a, at, ok) or _not_plausible(i, a, at, table)
+    why = _why(i, a, at, ok) or (_not_plausible(i, at, table) if edit_type != 1 else "")
     return (
         f"Line {at.lines[i].line_number}: add-on {a.code} has no primary on this claim for "
-        f"{on.isoformat()} by practitioner {at.npis[i]}{why}; {_fix(a, on)} on "
+        f"{on.isoformat()} by practitioner {at.npis[i]}{why}; {_fix(a, on, edit_type)} on "
         "the same date by the same practitioner, or remove the add-on."
     )
 
 
-def _not_plausible(i: int, a: AddonCode, at: _Lines, table: RuleTable) -> str:
+def _not_plausible(i: int, at: _Lines, table: RuleTable) -> str:
     """Why the other lines of that date and practitioner are no primary of a Type 2/3 add-on."""
     on, npi = at.dates[i], at.npis[i]
-    if a.type_on(on) == 1:
-        return ""
     for j, code in enumerate(at.codes):
         if j == i or at.dates[j] != on or at.npis[j] != npi:
             continue
@@ -357,12 +364,12 @@ def _window_text(a: AddonCode, primary: str, on: date) -> str:
     return f"stopped counting as a primary of {a.code} after {ended}"
 
 
-def _unlisted(i: int, a: AddonCode, at: _Lines, j: int) -> str:
+def _unlisted(i: int, a: AddonCode, edit_type: int, at: _Lines, j: int) -> str:
     listed = _name_primaries(a.listed_on(at.dates[i]))
     which = f"listed: {listed}" if listed else "CMS lists none"
     other = at.codes[j]
     return (
-        f"Line {at.lines[i].line_number}: add-on {a.code} (AOC Type {a.type_on(at.dates[i])}) "
+        f"Line {at.lines[i].line_number}: add-on {a.code} (AOC Type {edit_type}) "
         "is billed with "
         f"{other} on line {at.lines[j].line_number}, which is not a CMS-listed primary "
         f"({which}); confirm the payer accepts {other} as its primary, or bill "
