@@ -35,6 +35,7 @@ Decision points:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import date
 
@@ -69,6 +70,17 @@ _POINTER_SETS: tuple[frozenset[int], ...] = tuple(
     frozenset(range(1, n + 1)) for n in range(MAX_DIAGNOSES + 1)
 )
 """Valid pointers for a claim with n diagnoses: a subset test replaces min/max per line."""
+_QUICK_DIAGNOSES = 4
+_POINTER_TUPLES: tuple[frozenset[tuple[int, ...]], ...] = tuple(
+    frozenset(
+        pointers
+        for length in range(1, MAX_POINTERS + 1)
+        for pointers in itertools.product(range(1, n + 1), repeat=length)
+    )
+    for n in range(_QUICK_DIAGNOSES + 1)
+)
+"""Every valid pointer list of a line for a claim with n <= 4 diagnoses (340 at most): one set
+hit per line for the usual claim; the subset test above answers the rest."""
 
 
 def check(claim: Claim, table: RuleTable) -> list[Finding]:
@@ -120,6 +132,7 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
         valid = frozenset(range(1, count + 1))
     else:
         valid = _POINTER_SETS[count]
+    quick = _POINTER_TUPLES[count] if count <= _QUICK_DIAGNOSES else _POINTER_TUPLES[0]
     procedure_region = policies.procedure_region
     lines = claim.service_lines
     single: date | None = lines[0].service_date  # the date of every line, while they share one
@@ -127,7 +140,9 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
         if line.service_date != single:
             single = None
         pointers = line.diagnosis_pointers
-        if not pointers or len(pointers) > MAX_POINTERS or not valid.issuperset(pointers):
+        if pointers not in quick and (
+            not pointers or len(pointers) > MAX_POINTERS or not valid.issuperset(pointers)
+        ):
             out.append(_pointer(table, line, count))
             continue
         if first is None:
