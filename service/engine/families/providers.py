@@ -11,13 +11,15 @@ Decision points:
   taxonomy is in the current NUCC list, is not (no NPPES or NUCC file ships; billing-rules 7
   found no payer rule tying 64490-64495 to taxonomies).
 - Taxonomy letters must be upper case, as NUCC publishes them; a missing taxonomy is not flagged.
-- Nothing is remembered between claims: an NPI's check digit is two byte sums, of its digits
-  and of its doubled digits (one byte translation).
+- Nothing is remembered between claims: an NPI's check digit is summed from two ten-entry
+  tables (a digit, a doubled digit), ten look-ups per NPI.
 - Like the other issue-4 families it stays silent in a table built without `policies` (a
   hand-built test table), whose catalogue may lack these rule ids.
 """
 
 from __future__ import annotations
+
+from types import MappingProxyType
 
 from service.engine.findings import finding
 from service.models.events import Claim, Finding, ServiceLine
@@ -44,20 +46,24 @@ _PREFIX_SUM = _luhn("80840" + "0" * 10)
 """The Luhn contribution of 80840 when 9 digits and a check digit follow it (15 digits).
 
 CMS publishes it as the constant 24 added to the usual Luhn sum of the 10-digit NPI."""
-_DOUBLED = bytes.maketrans(b"0123456789", b"0246813579")
-"""An ASCII digit -> its Luhn double, as an ASCII digit (5 -> 1: 10 less 9)."""
-_ASCII_ZEROS = 10 * ord("0")
+_DIGIT = MappingProxyType({str(d): d for d in range(10)})
+_DOUBLED = MappingProxyType({str(d): _luhn(f"{d}0") for d in range(10)})
+"""A digit -> its Luhn double (5 -> 1: 10 less 9)."""
 _TAXONOMY_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def npi_is_valid(npi: str) -> bool:
     """10 ASCII digits whose last is the Luhn check digit over `80840` + the first 9."""
-    if len(npi) != 10 or not npi.isascii() or not npi.isdigit():
+    if len(npi) != 10:
         return False
-    # 10 digits: the first and every second one after it are doubled. A byte sum of the ASCII
-    # digits is their sum plus ten zeros' code points.
-    digits = npi.encode()
-    total = sum(digits[0::2].translate(_DOUBLED)) + sum(digits[1::2]) - _ASCII_ZEROS
+    d, p = _DOUBLED, _DIGIT  # 10 digits: the first and every second one after it are doubled
+    try:
+        total = (
+            d[npi[0]] + p[npi[1]] + d[npi[2]] + p[npi[3]] + d[npi[4]]
+            + p[npi[5]] + d[npi[6]] + p[npi[7]] + d[npi[8]] + p[npi[9]]
+        )
+    except KeyError:  # not a digit 0-9
+        return False
     return (_PREFIX_SUM + total) % 10 == 0
 
 
