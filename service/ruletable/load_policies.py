@@ -229,7 +229,6 @@ def _compile_payer(
     sedation: list[CodePairing] = []
     imaging: list[CodePairing] = []
     levels: list[LevelLimit] = []
-    same_date: set[str] = set()
     for where, p in policies:
         ref = PolicyRef(p.id, p.title, p.effective_from, p.effective_to, p.reference, p.url)
         if isinstance(p, NoncoveredPolicy):
@@ -250,7 +249,6 @@ def _compile_payer(
                 )
             pairing = CodePairing(ref, anchors, procedures)
             (sedation if p.kind == "sedation_documentation" else imaging).append(pairing)
-            same_date |= anchors
         else:
             region_of: dict[str, str] = {}
             per_unit: set[str] = set()
@@ -292,11 +290,4 @@ def _compile_payer(
         sedation=tuple(sedation),
         imaging=tuple(imaging),
         level_limits=tuple(levels),
-        same_date_codes=frozenset(same_date),
-        level_codes=frozenset(c for limit in levels for c in limit.region_of),
-        level_per_unit=frozenset(c for limit in levels for c in limit.per_unit),
-        level_min=min((limit.max_levels for limit in levels), default=0),
-        line_codes=frozenset(
-            {*noncovered, *expected, *same_date, *(c for limit in levels for c in limit.region_of)}
-        ),
     )

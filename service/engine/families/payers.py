@@ -59,34 +59,26 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     if policies is None:
         return []
     rules = policies.payer(claim.payer_id)
-    noncovered = rules.noncovered
-    expected = rules.modifier_expected
+    line_rules = rules.line_rules
     modifier_51 = rules.modifier_51
-    same_date = rules.same_date_codes
-    level_codes = rules.level_codes
-    line_codes = rules.line_codes
     out: list[Finding] = []
     anchored = False
     levels = 0  # an upper bound of the levels on any one date and region
     for line in claim.service_lines:
-        code = line.procedure_code
-        if code in line_codes:  # a code no policy of the payer names skips to modifier 51
-            if code in same_date:
+        asked = line_rules.get(line.procedure_code)
+        if asked is not None:  # a code no policy of the payer names skips to modifier 51
+            if asked.same_date:
                 anchored = True
-            if level_codes and code in level_codes:
-                levels += line.units if code in rules.level_per_unit else 1
-            if noncovered:
-                refs = noncovered.get(code)
-                if refs:
-                    for ref in refs:
-                        if ref.in_effect(line.service_date):
-                            out.append(_noncovered(table, rules, line, ref))
-            if expected:
-                wanted = expected.get(code)
-                if wanted:
-                    for modifier, ref in wanted:
-                        if modifier not in line.modifiers and ref.in_effect(line.service_date):
-                            out.append(_modifier_expected(table, rules, line, modifier, ref))
+            if asked.levels:
+                levels += line.units if asked.levels == 2 else 1
+            if asked.noncovered:
+                for ref in asked.noncovered:
+                    if ref.in_effect(line.service_date):
+                        out.append(_noncovered(table, rules, line, ref))
+            if asked.expected:
+                for modifier, ref in asked.expected:
+                    if modifier not in line.modifiers and ref.in_effect(line.service_date):
+                        out.append(_modifier_expected(table, rules, line, modifier, ref))
         if modifier_51 and "51" in line.modifiers:
             out.extend(_modifiers_51(table, rules, line))
     over_levels = levels > rules.level_min and bool(rules.level_limits)

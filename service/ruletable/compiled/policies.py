@@ -11,7 +11,9 @@ from typing import Literal
 from service.ruletable.compiled.diagnoses import DiagnosisCodeSet, icd_display
 from service.ruletable.compiled.provenance import Provenance
 
-__all__ = ["CodePairing", "LevelLimit", "MueLimit", "PayerRules", "Policies", "PolicyRef"]
+__all__ = [
+    "CodePairing", "LevelLimit", "LineRules", "MueLimit", "PayerRules", "Policies", "PolicyRef",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,19 @@ class LevelLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class LineRules:
+    """What one payer's policies ask of a line of one code: one look-up per line."""
+
+    same_date: bool
+    """The code anchors a sedation or imaging pairing: the claim needs the same-date checks."""
+    levels: int
+    """0: no level limit counts the code; 1: a line is one level; 2: its units are levels."""
+    noncovered: tuple[PolicyRef, ...]
+    expected: tuple[tuple[str, PolicyRef], ...]
+    """(modifier the payer expects on the line, policy)."""
+
+
+@dataclass(frozen=True, slots=True)
 class PayerRules:
     """What one payer expects: national edits on/off, bilateral format, compiled policies."""
 
@@ -86,21 +101,37 @@ class PayerRules:
     sedation: tuple[CodePairing, ...]
     imaging: tuple[CodePairing, ...]
     level_limits: tuple[LevelLimit, ...]
-    same_date_codes: frozenset[str]
-    """Sedation and imaging anchor codes: only a claim with one needs the same-date checks."""
-    level_codes: frozenset[str]
-    """Codes any level limit counts; with `level_per_unit` and `level_min`, a bound on the levels
-    of a claim tells whether the per-region, per-date count is needed at all."""
-    level_per_unit: frozenset[str]
-    level_min: int
-    """The smallest `max_levels` of the payer's level limits (0 when it has none)."""
-    line_codes: frozenset[str]
-    """Every code a policy of the payer names for a line (coverage, expected modifier, same-date
-    anchor, level): a line of any other code needs only the modifier-51 check."""
     mpfs_status: bool = False
     """True when the payer applies Medicare's fee-schedule status (PROCEDURE_STATUS_NOT_PAYABLE)."""
     global_surgery: bool = False
     """True when the payer applies Medicare's global surgery rules (MODIFIER_57_MINOR_PROCEDURE)."""
+
+    # Derived from the fields above on construction.
+    level_min: int = field(init=False, repr=False, compare=False)
+    """The smallest `max_levels` of the payer's level limits (0 when it has none): with the
+    levels a claim's lines add up to, a bound that tells whether the per-region, per-date count
+    is needed at all."""
+    line_rules: Mapping[str, LineRules] = field(init=False, repr=False, compare=False)
+    """Every code a policy of the payer names for a line (coverage, expected modifier, same-date
+    anchor, level) -> what they ask: a line of any other code needs only the modifier-51 check."""
+
+    def __post_init__(self) -> None:
+        anchors = {c for pairing in (*self.sedation, *self.imaging) for c in pairing.anchors}
+        counted = {c for limit in self.level_limits for c in limit.region_of}
+        per_unit = {c for limit in self.level_limits for c in limit.per_unit}
+        codes = {*self.noncovered, *self.modifier_expected, *anchors, *counted}
+        rules = {
+            code: LineRules(
+                code in anchors,
+                (2 if code in per_unit else 1) if code in counted else 0,
+                self.noncovered.get(code, ()),
+                self.modifier_expected.get(code, ()),
+            )
+            for code in codes
+        }
+        init = object.__setattr__  # frozen: the derived fields are set once, here
+        init(self, "level_min", min((limit.max_levels for limit in self.level_limits), default=0))
+        init(self, "line_rules", rules)
 
 
 @dataclass(frozen=True, slots=True)
