@@ -85,9 +85,7 @@ def check(claim: Claim, table: RuleTable) -> list[Finding]:
     if not (billing_valid if rendering_npi == billing else npi_is_valid(rendering_npi)):
         out.append(_npi(table, "rendering provider", rendering_npi))
     taxonomy = rendering.taxonomy_code
-    if taxonomy is not None and not (
-        len(taxonomy) == 10 and taxonomy[9] == "X" and _TAXONOMY_CHARS.issuperset(taxonomy)
-    ):
+    if taxonomy is not None and not taxonomy_is_valid(taxonomy):
         out.append(_taxonomy(table, taxonomy))
     for line in claim.service_lines:
         npi = line.rendering_provider_npi
