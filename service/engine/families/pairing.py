@@ -169,16 +169,11 @@ def _judge(
     crossed: dict[int, list[int]] = {}
     excepted: dict[int, tuple[list[int], str]] = {}
     exceptions, by_payer = table.other_practitioner, table.payer_primaries
-    payer_addons = table.payer_primary_addons
     for i, a, primaries, edit_type in active:
         on, npi = dates[i], npis[i]
         contractor = edit_type != 1
         cross_codes = exceptions.get(a.code)
-        payer_codes, why = (
-            _payer_primaries(by_payer, claim.payer_id, a.code, on)
-            if a.code in payer_addons
-            else _NO_EXTRA
-        )
+        payer_codes, why = _payer_primaries(by_payer, claim.payer_id, a.code, on)
         listed: list[int] = []
         others: list[int] = []
         cross: list[int] = []
@@ -235,7 +230,6 @@ def _payer_primaries(
 
 
 _NONE: frozenset[str] = frozenset()
-_NO_EXTRA: tuple[frozenset[str], str] = (_NONE, "")
 
 
 def _payer_exception(

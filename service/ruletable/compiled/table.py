@@ -122,9 +122,6 @@ class RuleTable:
     code_watch: frozenset[str] = field(init=False, repr=False, compare=False)
     """Codes with a known window of use or a status Medicare never pays: any other line costs
     the procedure-code rules one set look-up."""
-    payer_primary_addons: frozenset[str] = field(init=False, repr=False, compare=False)
-    """Add-ons some payer accepts another primary for (`payer_primaries`): any other add-on
-    costs the pairing rule one set look-up."""
 
     pos_flagged: Mapping[str, frozenset[str]] = field(init=False, repr=False, compare=False)
     """Code -> the valid places of service where a place-of-service rule flags it (outside its
@@ -153,7 +150,6 @@ class RuleTable:
         init(self, "no_modifier_50", no_50)
         init(self, "bilateral_one", frozenset(c for c, f in fee.items() if f.bilateral == "1"))
         init(self, "code_watch", frozenset({*self.code_windows, *self.not_payable}))
-        init(self, "payer_primary_addons", frozenset(code for _, code in self.payer_primaries))
         refused: dict[str, tuple[str, frozenset[str]]] = {}
         for c, f in fee.items():
             mods = _PCTC_REFUSED.get(f.pctc)
