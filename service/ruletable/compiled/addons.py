@@ -55,11 +55,6 @@ class AddonCode:
     hand-built add-on, where `contractor_defined` holds on every date."""
 
     # Laid out from the fields above on construction.
-    last_day: date = field(init=False, repr=False, compare=False)
-    """Last day the add-on code is valid (date.max while active)."""
-    spans: tuple[tuple[date, date], ...] = field(init=False, repr=False, compare=False)
-    """Disjoint windows, ascending, in which some edit row is in effect (pairing effective ..
-    pairing deleted); usually one, however many rows the add-on has."""
     windows: Mapping[str, tuple[tuple[date, date], ...]] = field(
         init=False, repr=False, compare=False
     )
@@ -94,8 +89,6 @@ class AddonCode:
             for on in eras
         )
         init = object.__setattr__  # frozen: the derived fields are set once, here
-        init(self, "last_day", self.deleted or date.max)
-        init(self, "spans", _merged(spans))
         init(self, "windows", {k: tuple(v) for k, v in windows.items()})
         init(self, "eras", tuple(eras))
         init(self, "era_sets", sets)
@@ -112,28 +105,25 @@ class AddonCode:
             types.append(max(found) if found else self.edit_type)
         init(self, "type_eras", tuple(bounds))
         init(self, "type_by_era", (self.edit_type, *types))
-        if self.contractor_rows:
-            spans.extend((s, e) for s, e, _ in self.contractor_rows)
-            init(self, "spans", _merged(spans))
-        changes = {*self.eras}
-        changes.update(start for start, _ in self.spans)
-        changes.update(end + _DAY for end in (*(e for _, e in self.spans), self.last_day)
+        # Days the code is valid, and (unless contractors may define primaries on any date)
+        # disjoint windows in which some edit row is in effect: usually one.
+        last_day = self.deleted or date.max
+        spans.extend((s, e) for s, e, _ in self.contractor_rows)
+        rows_in_effect = _merged(spans)
+        gated = bool(self.contractor_rows) or not self.contractor_defined
+
+        def edit_from_rows(on: date) -> frozenset[str] | None:
+            if on > last_day or (gated and not any(s <= on <= e for s, e in rows_in_effect)):
+                return None
+            era = bisect_right(eras, on) - 1
+            return sets[era] if era >= 0 else _NO_PRIMARIES
+
+        changes = {*eras, *(start for start, _ in rows_in_effect)}
+        changes.update(end + _DAY for end in (*(e for _, e in rows_in_effect), last_day)
                        if end < date.max)
         edit_bounds = tuple(sorted(changes))
         init(self, "edit_bounds", edit_bounds)
-        init(self, "edit_by_bound", tuple(self._edit_from_rows(on)
-                                          for on in (date.min, *edit_bounds)))
-
-    def _edit_from_rows(self, on: date) -> frozenset[str] | None:
-        """`edit_on` from the windows and eras: asked once per bound, on construction."""
-        if on > self.last_day:
-            return None
-        if (self.contractor_rows or not self.contractor_defined) and not any(
-            start <= on <= end for start, end in self.spans
-        ):
-            return None
-        era = bisect_right(self.eras, on) - 1
-        return self.era_sets[era] if era >= 0 else _NO_PRIMARIES
+        init(self, "edit_by_bound", tuple(edit_from_rows(on) for on in (date.min, *edit_bounds)))
 
     def edit_on(self, on: date) -> frozenset[str] | None:
         """The listed primaries in effect on `on`; None when the code is no add-on edit on `on`.
