@@ -2,8 +2,8 @@
 
 The models declare the default limits (so the published schema states them). Other limits are
 the same core schema with other maxLength / maxItems numbers, compiled once per `Limits`. The
-schema names deferred-build subclasses of the models: pydantic-core reuses a complete model
-class's own validator for a nested model, which would bring the default limits back. Decoded
+schema names a subclass of each model and dataclass, with no validator of its own: pydantic-core
+reuses a complete class's own validator, which would bring the default limits back. Decoded
 events are instances of those subclasses, so they are still `ClaimSubmitted`, `Claim`, ...
 """
 
@@ -28,7 +28,7 @@ _LIST_LIMITS = {
 }
 """Field name -> the `Limits` attribute bounding its item count."""
 
-_Classes = dict[type[BaseModel], type[BaseModel]]
+_Classes = dict[type[Any], type[Any]]
 
 
 @lru_cache(maxsize=8)
@@ -50,9 +50,11 @@ def _with_limits(node: object, limits: Limits, field: str | None, classes: _Clas
             name: _with_limits(f, limits, name, classes) for name, f in node["fields"].items()
         }
         return {**node, "fields": fields}
+    if node.get("type") == "dataclass-field":
+        return {**node, "schema": _with_limits(node["schema"], limits, node["name"], classes)}
     out = {key: _with_limits(value, limits, field, classes) for key, value in node.items()}
     kind = node.get("type")
-    if kind == "model":
+    if kind in ("model", "dataclass"):
         out["cls"] = _deferred(node["cls"], classes)
     elif kind == "str" and "max_length" in node:
         out["max_length"] = limits.max_string_length
@@ -63,9 +65,12 @@ def _with_limits(node: object, limits: Limits, field: str | None, classes: _Clas
     return out
 
 
-def _deferred(cls: type[BaseModel], classes: _Classes) -> type[BaseModel]:
+def _deferred(cls: type[Any], classes: _Classes) -> type[Any]:
     if cls not in classes:
-        config = {**cls.model_config, "defer_build": True}
-        attrs = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
-        classes[cls] = type(cls.__name__, (cls,), {**attrs, "model_config": config})
+        attrs: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
+        if issubclass(cls, BaseModel):
+            attrs["model_config"] = {**cls.model_config, "defer_build": True}
+        else:
+            attrs["__slots__"] = ()  # a dataclass's subclass: no validator in its own __dict__
+        classes[cls] = type(cls.__name__, (cls,), attrs)
     return classes[cls]

@@ -21,6 +21,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic.dataclasses import dataclass as validated_dataclass
 
 from service.limits import DEFAULT_LIMITS, MAX_INTEGER
 
@@ -46,28 +47,31 @@ Int32 = Annotated[int, Field(strict=True, ge=-MAX_INTEGER - 1, le=MAX_INTEGER)]
 """Integers are JSON integers only (no booleans, floats or strings), within 32 bits."""
 
 _INBOUND = ConfigDict(extra="ignore", frozen=True)
+# The claim and its parts are slotted, frozen pydantic dataclasses, not models: the engine reads
+# their attributes on every rule, and a model's attribute goes through its `__getattr__` hook.
+_PART = ConfigDict(extra="ignore")
 _OUTBOUND = ConfigDict(extra="forbid", frozen=True)
 
 MAX_SERVICE_LINES = DEFAULT_LIMITS.max_service_lines
 """An 837P claim carries at most 50 service lines (loop 2400 repeat)."""
 
 
-class Patient(BaseModel):
+@validated_dataclass(frozen=True, slots=True, kw_only=True, config=_PART)
+class Patient:
     """Protected health information: never logged, never echoed in a verdict."""
 
-    model_config = _INBOUND
     member_id: NonEmpty
     birth_date: date
 
 
-class RenderingProvider(BaseModel):
-    model_config = _INBOUND
+@validated_dataclass(frozen=True, slots=True, kw_only=True, config=_PART)
+class RenderingProvider:
     npi: NonEmpty
     taxonomy_code: Text | None = None
 
 
-class ServiceLine(BaseModel):
-    model_config = _INBOUND
+@validated_dataclass(frozen=True, slots=True, kw_only=True, config=_PART)
+class ServiceLine:
     line_number: Annotated[int, Field(strict=True, ge=1, le=MAX_SERVICE_LINES)]
     procedure_code: NonEmpty
     modifiers: Annotated[tuple[Text, ...], Field(max_length=DEFAULT_LIMITS.max_codes_per_line)] = ()
@@ -89,8 +93,8 @@ class ServiceLine(BaseModel):
     """Overrides the claim's rendering provider for this line when present."""
 
 
-class Claim(BaseModel):
-    model_config = _INBOUND
+@validated_dataclass(frozen=True, slots=True, kw_only=True, config=_PART)
+class Claim:
     claim_id: NonEmpty
     payer_id: NonEmpty
     patient: Patient

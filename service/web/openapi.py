@@ -35,9 +35,8 @@ _REF: Final = "#/components/schemas/{model}"
 
 
 def _claim_schemas() -> dict[str, Any]:
-    _, top = models_json_schema(
-        [(ClaimSubmitted, "validation"), (Claim, "validation")], ref_template=_REF
-    )
+    # The event's definitions include the bare claim's.
+    _, top = models_json_schema([(ClaimSubmitted, "validation")], ref_template=_REF)
     defs: dict[str, Any] = top["$defs"]
     return defs
 

@@ -82,7 +82,7 @@ class MemoryStore:
 def _claim(stored: StoredClaim) -> Any:
     from service.models.events import Claim
 
-    return Claim.model_validate(build_claim({"claim_id": stored.claim_id}))
+    return Claim(**build_claim({"claim_id": stored.claim_id}))
 
 
 class Collecting:

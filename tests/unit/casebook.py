@@ -90,4 +90,4 @@ def load_cases() -> list[Case]:
 
 
 def parse(claim: dict[str, Any]) -> Claim:
-    return Claim.model_validate(claim)
+    return Claim(**claim)

@@ -25,9 +25,7 @@ def _claim(diagnosis_codes: list[str], modifiers: list[str] | None = None) -> Cl
     line = {"procedure_code": "64490", "diagnosis_pointers": [1]}
     if modifiers is not None:
         line["modifiers"] = modifiers
-    return Claim.model_validate(
-        build_claim({"diagnosis_codes": diagnosis_codes, "service_lines": [line]})
-    )
+    return Claim(**build_claim({"diagnosis_codes": diagnosis_codes, "service_lines": [line]}))
 
 
 def _rules(claim: Claim, table: RuleTable) -> set[tuple[str, int | None]]:

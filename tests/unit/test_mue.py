@@ -62,7 +62,7 @@ def official_csv(path: Path, header: list[str] = HEADER, rows: list[list[str]] =
 
 
 def claim(payer: str, *lines: dict[str, object]) -> Claim:
-    return Claim.model_validate(build_claim({"payer_id": payer, "service_lines": list(lines)}))
+    return Claim(**build_claim({"payer_id": payer, "service_lines": list(lines)}))
 
 
 def units_findings(table_dir: Path, c: Claim) -> list[tuple[int | None, str]]:

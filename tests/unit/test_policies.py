@@ -44,7 +44,7 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 def claim(overrides: dict[str, object]) -> Claim:
-    return Claim.model_validate(build_claim(overrides))
+    return Claim(**build_claim(overrides))
 
 
 def rule_lines(table: RuleTable, c: Claim, rule_id: str) -> list[int | None]:

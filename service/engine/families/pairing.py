@@ -129,10 +129,8 @@ _Pending = tuple[int, list[int], list[int]]
 
 @dataclass(slots=True)
 class _Lines:
-    """The claim's lines with each one's code, date and practitioner, read once.
-
-    Model attributes cost a hook call each; the fixpoint and the messages read these many times.
-    """
+    """The claim's lines with each one's code, date and practitioner (the line's own NPI or the
+    claim's rendering NPI), gathered once for the fixpoint and the messages."""
 
     lines: tuple[ServiceLine, ...]
     codes: list[str]
