@@ -9,7 +9,7 @@ validates in strict mode, so a number is a JSON number and a date an ISO string.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -60,8 +60,9 @@ MAX_SERVICE_LINES = DEFAULT_LIMITS.max_service_lines
 class Patient:
     """Protected health information: never logged, never echoed in a verdict."""
 
-    member_id: NonEmpty
-    birth_date: date
+    # Left out of the repr too, should a traceback or a debugger print the claim.
+    member_id: NonEmpty = field(repr=False)
+    birth_date: date = field(repr=False)
 
 
 @validated_dataclass(frozen=True, slots=True, kw_only=True, config=_PART)

@@ -24,6 +24,18 @@ def test_readable_event_decodes_and_ignores_unknown_fields() -> None:
     assert decoded.event.claim.claim_id == "CLM-TEST-0001"
 
 
+
+def test_a_decoded_claim_prints_without_the_patient_identifiers() -> None:
+    decoded = decode(json.dumps(build_event()).encode())
+    assert isinstance(decoded, Readable)
+    patient = decoded.event.claim.patient
+    assert (patient.member_id, patient.birth_date.isoformat()) == ("TESTMEMBER1", "1951-07-14")
+    for shown in (repr(decoded), str(decoded.event), repr(patient)):
+        assert "TESTMEMBER1" not in shown
+        assert "1951" not in shown
+    assert "CLM-TEST-0001" in repr(decoded)
+
+
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
