@@ -16,7 +16,9 @@ from service.ruletable.file_models import (
     CodeSpec,
     Hcpcs,
     IsoDate,
+    Modifier,
     OptionalDate,
+    PayerId,
     Text,
 )
 
@@ -38,22 +40,20 @@ ICD_SOURCE_FILE = "icd10cm_source.json"
 FEE_STATUS_FILE = "fee_status.yaml"
 ADDON_PRIMARIES_FILE = "addon_primaries.yaml"
 
-_FROZEN = FROZEN
-
 # -- Medicare payability by fee-schedule status ---------------------------------------------------
 
 
 class FeeStatusEntry(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     status: Annotated[str, Field(pattern=r"^[A-Z]$")]
     meaning: Text
-    exempt_modifiers: tuple[Annotated[str, Field(pattern=r"^[0-9A-Z]{2}$")], ...] = ()
+    exempt_modifiers: tuple[Modifier, ...] = ()
     exempt_reason: str = ""
 
 
 class FeeReplacement(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     code: Hcpcs
     use: Hcpcs
@@ -61,7 +61,7 @@ class FeeReplacement(BaseModel):
 
 
 class FeeReported(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     code: Hcpcs
     reference: Text
@@ -71,7 +71,7 @@ class FeeStatusFile(BaseModel):
     """`fee_status.yaml`: the statuses Medicare does not pay, codes it replaces, and codes of
     such a status that Medicare asks to be reported anyway (at no charge)."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     curated_version: Annotated[int, Field(ge=1, strict=True)]
     reference: Text
@@ -84,7 +84,7 @@ class FeeStatusFile(BaseModel):
 
 
 class NotPrimaryKind(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     kind: Text
     ranges: Annotated[tuple[CodeSpec, ...], Field(min_length=1)]
@@ -92,18 +92,16 @@ class NotPrimaryKind(BaseModel):
 
 
 class OtherPractitioner(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     add_on: Hcpcs
     primaries: Annotated[tuple[Hcpcs, ...], Field(min_length=1)]
     reference: Text
 
 
-PayerId = Annotated[str, Field(pattern=r"^[A-Z0-9_]+$")]
-
 
 class PayerPrimaries(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     add_on: Hcpcs
     primaries: Annotated[tuple[Hcpcs, ...], Field(min_length=1)]
@@ -116,7 +114,7 @@ class PayerPrimaries(BaseModel):
 class AddonPrimariesFile(BaseModel):
     """`addon_primaries.yaml`: what is no plausible primary, and the same-group exception."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     curated_version: Annotated[int, Field(ge=1, strict=True)]
     not_primaries: tuple[NotPrimaryKind, ...]
@@ -130,7 +128,7 @@ class AddonPrimariesFile(BaseModel):
 class IcdEditionEntry(BaseModel):
     """One shipped ICD-10-CM edition in `icd10cm_source.json`: when in force, where from."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     edition: Annotated[str, Field(pattern=r"^[0-9]{4}[a-z]{3}$")]
     label: Text
@@ -148,7 +146,7 @@ class IcdEditionEntry(BaseModel):
 class IcdSource(BaseModel):
     """`icd10cm_source.json`: the editions of `icd10cm.txt.gz`, oldest first."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     data_file: Literal["icd10cm.txt.gz"]
     data_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

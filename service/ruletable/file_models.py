@@ -38,18 +38,27 @@ __all__ = [
     "TABLE_FILES",
     "AocRow",
     "CodeSpec",
+    "Codes",
+    "DxCode",
     "FeeRow",
     "Hcpcs",
     "IsoDate",
     "Manifest",
     "ManifestTable",
+    "MaybeDate",
+    "Modifier",
     "MueRow",
     "MueSource",
+    "Name",
     "OptionalDate",
+    "PayerId",
+    "PolicyId",
     "PosAllowedFile",
+    "PosCode",
     "PosRow",
     "RuleRow",
     "Text",
+    "Url",
     "compose_version",
 ]
 
@@ -90,9 +99,8 @@ MUE_RELEASE_RE = re.compile(r"^[a-z0-9]+$")
 
 # -- field types ------------------------------------------------------------------------------
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
-FROZEN = _FROZEN
-"""The model config of every data file (shared with `service.ruletable.code_files`)."""
+FROZEN = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+"""The model config of every data file (the other file-model modules share it)."""
 
 
 def _policy_date(value: object) -> date | None:
@@ -112,6 +120,11 @@ CodeSpec = Annotated[str, Field(pattern=r"^[0-9A-Z]{5}(?:-[0-9A-Z]{5})?$")]
 """A code or a range of codes (`64490-64495`), expanded by `expand_code_spec`."""
 Codes = Annotated[tuple[CodeSpec, ...], Field(min_length=1)]
 DxCode = Annotated[str, Field(pattern=r"^[A-Z][0-9A-Z]{2}(?:\.[0-9A-Z]{1,4})?$")]
+Modifier = Annotated[str, Field(pattern=r"^[0-9A-Z]{2}$")]
+PayerId = Annotated[str, Field(pattern=r"^[A-Z0-9_]+$")]
+PolicyId = Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9-]*$")]
+"""The id of a payer policy or frequency limit, as findings cite it."""
+Url = Annotated[str, Field(pattern=r"^https?://\S+$")]
 
 # -- CMS-derived tables and the curated places of service -------------------------------------
 
@@ -119,7 +132,7 @@ DxCode = Annotated[str, Field(pattern=r"^[A-Z][0-9A-Z]{2}(?:\.[0-9A-Z]{1,4})?$")
 class AocRow(BaseModel):
     """One row of `aoc.csv`: an (add-on, primary) edit of the CMS NCCI AOC file."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     add_on_code: Hcpcs
     edit_type: Literal["1", "2", "3"]
@@ -135,7 +148,7 @@ class AocRow(BaseModel):
 class FeeRow(BaseModel):
     """One row of `fee_indicators.csv`: MPFS payment-policy indicators, no description text."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     code: Hcpcs
     status: Annotated[str, Field(pattern=r"^[A-Z]$")]
@@ -154,7 +167,7 @@ def _one_of(value: str, allowed: frozenset[str]) -> str:
 class PosRow(BaseModel):
     """One row of `place_of_service.csv`: the CMS place-of-service code set."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     code: PosCode
     name: Text
@@ -164,7 +177,7 @@ class PosRow(BaseModel):
 class RuleRow(BaseModel):
     """One entry of a rule catalogue file `rules/<family>.yaml`."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     id: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
     severity: Literal["error", "warning"]
@@ -176,7 +189,7 @@ class RuleRow(BaseModel):
 class ExcludedPlaces(BaseModel):
     """Places deliberately left out of a set, and why (documentation the loader also checks)."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     places: Annotated[tuple[PosCode, ...], Field(min_length=1)]
     reason: Text
@@ -187,9 +200,9 @@ class ExcludedPlaces(BaseModel):
 class PlaceSet(BaseModel):
     """A named set of allowed places of service, with the reasoning and sources behind it."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
-    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    name: Name
     places: Annotated[tuple[PosCode, ...], Field(min_length=1)]
     reason: Text
     reference: Text
@@ -199,9 +212,9 @@ class PlaceSet(BaseModel):
 class ProcedureGroup(BaseModel):
     """Procedure codes (single codes or ranges) restricted to one named place set."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
-    set: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    set: Name
     codes: Annotated[tuple[CodeSpec, ...], Field(min_length=1)]
     note: str = ""
 
@@ -209,7 +222,7 @@ class ProcedureGroup(BaseModel):
 class PosAllowedFile(BaseModel):
     """`pos_allowed.yaml`: curated allowed places of service per procedure code."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     curated_version: Annotated[int, Field(ge=1, strict=True)]
     place_sets: Annotated[tuple[PlaceSet, ...], Field(min_length=1)]
@@ -219,7 +232,7 @@ class PosAllowedFile(BaseModel):
 class ManifestTable(BaseModel):
     """Provenance of one derived table in `manifest.json`."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     file: Annotated[str, Field(pattern=r"^[a-z_]+\.csv$")]
     source_file: Text
@@ -231,7 +244,7 @@ class ManifestTable(BaseModel):
 class Manifest(BaseModel):
     """`manifest.json`: where each derived table came from, and the composed table version."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     version: Text
     curated_version: Annotated[int, Field(ge=1, strict=True)]
@@ -257,7 +270,7 @@ def compose_version(tables: Mapping[str, ManifestTable], curated_version: int) -
 class MueRow(BaseModel):
     """One row of `mue.csv`: the practitioner MUE of one HCPCS/CPT code."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     code: Annotated[str, Field(pattern=r"^[0-9A-Z]{5}$")]
     mue: Annotated[int, Field(ge=0, le=99999)]
@@ -270,7 +283,7 @@ class MueRow(BaseModel):
 class MueSource(BaseModel):
     """`mue_source.json`: where the rows of `mue.csv` come from."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     source_file: Annotated[str, Field(min_length=1)]
     release: Annotated[str, Field(pattern=MUE_RELEASE_RE.pattern)]

@@ -17,8 +17,12 @@ from service.ruletable.file_models import (
     CodeSpec,
     DxCode,
     MaybeDate,
+    Modifier,
     Name,
+    PayerId,
+    PolicyId,
     Text,
+    Url,
 )
 
 __all__ = [
@@ -33,19 +37,17 @@ __all__ = [
     "SamePolicy",
 ]
 
-_FROZEN = FROZEN
-
 
 class _Policy(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
-    id: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9-]*$")]
+    id: PolicyId
     title: Text
     effective_from: MaybeDate
     """Required key: write `null` when no start date is known (then it applies to every date)."""
     effective_to: MaybeDate
     reference: Text
-    url: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    url: Url
 
 
 class NoncoveredPolicy(_Policy):
@@ -54,7 +56,7 @@ class NoncoveredPolicy(_Policy):
 
 
 class LevelGroup(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     codes: Codes
     region: Name
@@ -72,7 +74,7 @@ class LevelLimitPolicy(_Policy):
 
 class ModifierExpectedPolicy(_Policy):
     kind: Literal["modifier_expected"]
-    modifier: Annotated[str, Field(pattern=r"^[0-9A-Z]{2}$")]
+    modifier: Modifier
     codes: Codes
 
 
@@ -94,7 +96,7 @@ Policy = Annotated[
 
 
 class NationalEdits(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     aoc: Annotated[bool, Field(strict=True)]
     mue: Annotated[bool, Field(strict=True)]
@@ -105,7 +107,7 @@ class NationalEdits(BaseModel):
 
 
 class PayerEntry(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     name: Text
     national_edits: NationalEdits
@@ -117,15 +119,15 @@ class PayerEntry(BaseModel):
 
 
 class PayersFile(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     curated_version: Annotated[int, Field(ge=1, strict=True)]
     national: PayerEntry
-    payers: dict[Annotated[str, Field(pattern=r"^[A-Z0-9_]+$")], PayerEntry]
+    payers: dict[PayerId, PayerEntry]
 
 
 class Region(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     name: Name
     label: Text
@@ -133,7 +135,7 @@ class Region(BaseModel):
 
 
 class ProcedureRegion(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     region: Name
     codes: Codes
@@ -141,7 +143,7 @@ class ProcedureRegion(BaseModel):
 
 
 class DiagnosisRegion(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     region: Name
     codes: Annotated[tuple[DxCode, ...], Field(min_length=1)]
@@ -149,7 +151,7 @@ class DiagnosisRegion(BaseModel):
 
 
 class RegionsFile(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     curated_version: Annotated[int, Field(ge=1, strict=True)]
     regions: Annotated[tuple[Region, ...], Field(min_length=1)]

@@ -7,43 +7,39 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from service.ruletable.file_models import FROZEN, Codes, Name, PosCode, Text
 
 __all__ = ["VISITS_FILE", "CodeFamily", "VisitSetting", "VisitsFile"]
 
 VISITS_FILE = "visits.yaml"
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
-_Text = Annotated[str, Field(min_length=1)]
-_CodeSpec = Annotated[str, Field(pattern=r"^[0-9A-Z]{5}(?:-[0-9A-Z]{5})?$")]
-_Codes = Annotated[tuple[_CodeSpec, ...], Field(min_length=1)]
-_Pos = Annotated[str, Field(pattern=r"^[0-9]{2}$")]
-
 
 class CodeFamily(BaseModel):
     """Codes (single or ranges) and the source that names them."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
-    codes: _Codes
-    reference: _Text
+    codes: Codes
+    reference: Text
 
 
 class VisitSetting(BaseModel):
     """A visit family whose definition names its setting, and the places that contradict it."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
-    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
-    codes: _Codes
-    label: _Text
-    forbidden: Annotated[tuple[_Pos, ...], Field(min_length=1)]
-    reason: _Text
-    reference: _Text
+    name: Name
+    codes: Codes
+    label: Text
+    forbidden: Annotated[tuple[PosCode, ...], Field(min_length=1)]
+    reason: Text
+    reference: Text
 
 
 class VisitsFile(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
 
     curated_version: Annotated[int, Field(ge=1, strict=True)]
     em_modifier_codes: CodeFamily

@@ -9,44 +9,51 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 from service.ruletable.codes import expand_code_spec
 from service.ruletable.compiled.frequency import FrequencyLimit, FrequencyLimits
-from service.ruletable.file_models import Codes, MaybeDate, Text
+from service.ruletable.file_models import (
+    FROZEN,
+    Codes,
+    MaybeDate,
+    Modifier,
+    PolicyId,
+    Text,
+    Url,
+)
 from service.ruletable.files import RuleTableError, validated, yaml_data
 
 __all__ = ["FREQUENCY_FILE", "load_frequency"]
 
 FREQUENCY_FILE = "frequency_limits.yaml"
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
 class _RegionCodes(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
     region: Text
     codes: Codes
 
 
 class _Limit(BaseModel):
-    model_config = _FROZEN
-    id: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9-]*$")]
+    model_config = FROZEN
+    id: PolicyId
     payer: Annotated[str, Field(min_length=1)]
     title: Text
     max_sessions: Annotated[int, Field(ge=1, strict=True)]
     window_days: Annotated[int, Field(ge=1, le=3660, strict=True)]
     regions: Annotated[tuple[_RegionCodes, ...], Field(min_length=1)]
     count: Literal["together", "apart"]
-    diagnostic_modifier: Annotated[str, Field(pattern=r"^[0-9A-Z]{2}$")]
+    diagnostic_modifier: Modifier
     count_source: Text
     effective_from: MaybeDate
     effective_to: MaybeDate
     reference: Text
-    url: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    url: Url
 
 
 class _File(BaseModel):
-    model_config = _FROZEN
+    model_config = FROZEN
     curated_version: Annotated[int, Field(ge=1, strict=True)]
     limits: tuple[_Limit, ...]
 
